@@ -1,0 +1,227 @@
+"""The codec: JSON text to message classes and back, through one cattrs converter.
+
+The converter is private and configured once, here. Wire names are the
+camelCase of the attribute names; unknown fields land in each class's
+``extra`` and are written back by ``encode``. Primitive types are checked
+strictly (cattrs would otherwise turn ``5`` into ``"5"``), so a frame of the
+wrong shape is an ``InvalidMessage`` with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from blackbox_protocol.errors import InvalidMessage, LocalProtocolError
+from blackbox_protocol.messages import MESSAGE_CLASSES, Message, UnknownMessage
+
+__all__ = ["decode", "encode", "format_timestamp"]
+
+#: The envelope keys; ``type`` is the tag and never lands in ``extra``.
+_ENVELOPE: Final = frozenset({"type", "timestamp", "channelId"})
+#: Written even when ``None``: the live server requires ``channelId: null``, a
+#: tool's ``null`` result is still a result, and a conversation result keeps its
+#: documented shape (``{status, errorMessage}``).
+_ALWAYS_WRITTEN: Final = frozenset({"timestamp", "channel_id", "result", "status", "error_message"})
+
+
+def _wire_name(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _check(expected: type[Any], label: str) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        # bool is an int subclass; JSON true is never a valid number here.
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise ValueError(f"expected {label}, got {_json_kind(value)}")
+        return value
+
+    return structure
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _structure_hook(converter: cattrs.Converter, cls: type[Any]) -> Callable[[Any, Any], Any]:
+    fields = [a for a in attrs.fields(cls) if a.name != "extra"]
+    overrides: dict[str, Any] = {a.name: override(rename=_wire_name(a.name)) for a in fields}
+    generated = make_dict_structure_fn(cls, converter, extra=override(omit=True), **overrides)
+    known = {_wire_name(a.name) for a in fields}
+    if issubclass(cls, Message):
+        known |= _ENVELOPE
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object, got {_json_kind(value)}")
+        instance = generated(value, cls)
+        extra = {key: item for key, item in value.items() if key not in known}
+        return attrs.evolve(instance, extra=extra) if extra else instance
+
+    return structure
+
+
+def _unstructure_hook(converter: cattrs.Converter, cls: type[Any]) -> Callable[[Any], Any]:
+    fields = [a for a in attrs.fields(cls) if a.name != "extra"]
+    overrides: dict[str, Any] = {
+        a.name: override(rename=_wire_name(a.name), omit_if_default=a.name not in _ALWAYS_WRITTEN)
+        for a in fields
+    }
+    generated = make_dict_unstructure_fn(cls, converter, extra=override(omit=True), **overrides)
+    tag = cls.TYPE if issubclass(cls, Message) else None
+
+    def unstructure(value: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {} if tag is None else {"type": tag}
+        out.update(generated(value))
+        for key, item in value.extra.items():
+            out.setdefault(key, item)
+        return out
+
+    return unstructure
+
+
+def _structure_unknown(value: dict[str, Any], _: Any) -> UnknownMessage:
+    timestamp = value.get("timestamp")
+    channel_id = value.get("channelId")
+    # An unknown frame is kept whole: envelope fields of an odd type stay in extra.
+    lifted = {"type"}
+    if isinstance(timestamp, str):
+        lifted.add("timestamp")
+    if isinstance(channel_id, str) or channel_id is None:
+        lifted.add("channelId")
+    return UnknownMessage(
+        unknown_type=value["type"],
+        timestamp=timestamp if isinstance(timestamp, str) else None,
+        channel_id=channel_id if isinstance(channel_id, str) else None,
+        extra={key: item for key, item in value.items() if key not in lifted},
+    )
+
+
+def _unstructure_unknown(value: UnknownMessage) -> dict[str, Any]:
+    return value.raw
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True)
+    for primitive, label in ((str, "a string"), (int, "an integer"), (bool, "a boolean")):
+        converter.register_structure_hook(primitive, _check(primitive, label))
+    # Free-form objects (additional data, tool args) pass through as parsed.
+    converter.register_structure_hook_func(
+        lambda cls: cls == Mapping[str, Any], _check(dict, "an object")
+    )
+    converter.register_structure_hook(UnknownMessage, _structure_unknown)
+    converter.register_unstructure_hook(UnknownMessage, _unstructure_unknown)
+    converter.register_structure_hook_factory(
+        attrs.has, lambda cls: _structure_hook(converter, cls)
+    )
+    converter.register_unstructure_hook_factory(
+        attrs.has, lambda cls: _unstructure_hook(converter, cls)
+    )
+    return converter
+
+
+_converter: Final = _make_converter()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_PATH_PART: Final = re.compile(r"(?<=\.)[a-z0-9_]+")
+
+
+def _describe(error: BaseException, expected: Any) -> str:
+    # Our hooks' ValueErrors already say what was expected and what came.
+    if type(error) is ValueError and error.args:
+        return str(error)
+    return cattrs.v.format_exception(error, expected)
+
+
+def _reason(error: Exception) -> str:
+    """A readable reason with wire (camelCase) paths, from a cattrs error."""
+    messages = cattrs.transform_error(error, path="$", format_exception=_describe)
+    return "; ".join(_PATH_PART.sub(lambda m: _wire_name(m.group()), m) for m in messages)
+
+
+def decode(text: str) -> Message:
+    """Parse one frame.
+
+    Args:
+        text: the text of one WebSocket frame.
+
+    Returns:
+        The message; an unknown ``type`` gives an ``UnknownMessage`` holding the
+        whole object.
+
+    Raises:
+        InvalidMessage: the text is not a valid frame: not JSON, not an object,
+            no string ``type``, or a known type with a wrong shape. The reason
+            names the offending path (``$.content.text``).
+    """
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage(f"a frame must be a JSON object, got {_json_kind(value)}")
+    tag = value.get("type")
+    if not isinstance(tag, str):
+        raise InvalidMessage(f"$.type: expected a string, got {_json_kind(tag)}")
+    cls = MESSAGE_CLASSES.get(tag, UnknownMessage)
+    try:
+        return _converter.structure(value, cls)
+    except Exception as exc:  # cattrs wraps every shape error; see _reason
+        raise InvalidMessage(f"invalid {tag}: {_reason(exc)}", message_type=tag) from None
+
+
+def format_timestamp(now: float) -> str:
+    """POSIX seconds as the wire's ISO 8601 UTC form, ``2025-01-20T10:00:00.000Z``."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def encode(message: Message, *, now: float | None = None) -> str:
+    """Serialize one message to the text of a frame.
+
+    The frame always has ``timestamp`` and ``channelId`` (``null`` unless the
+    message carries one); unknown fields kept in ``extra`` are written back.
+
+    Args:
+        message: the message to send.
+        now: POSIX seconds to stamp a message whose ``timestamp`` is ``None``.
+
+    Raises:
+        LocalProtocolError: the message has no timestamp and no ``now`` was
+            given, or it holds a value JSON cannot carry.
+    """
+    if message.timestamp is None:
+        if now is None:
+            raise LocalProtocolError("the message has no timestamp: pass now=")
+        message = attrs.evolve(message, timestamp=format_timestamp(now))
+    try:
+        return json.dumps(
+            _converter.unstructure(message),
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"cannot encode {message.type}: {exc}") from None

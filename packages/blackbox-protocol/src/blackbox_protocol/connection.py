@@ -1,0 +1,616 @@
+"""Sans-IO connections: the client and server ends of one conversation.
+
+A connection is fed what happened (a received frame, the socket's close, the
+time) and is asked for what to do (frames to send, events for the app). It
+does no I/O and reads no clock: every call that can create a frame or a
+deadline takes ``now``, POSIX seconds, which also stamps the frames it sends.
+Drivers should pass a non-decreasing clock.
+
+Rules, as in h11 and websockets:
+
+- The app's commands (``initialize``, ``send_text``, ...) raise
+  ``LocalProtocolError`` when the protocol does not allow them now, and then
+  change nothing.
+- Bad input from the peer never raises out of ``receive_frame``: it becomes a
+  ``ProtocolViolation`` event (the state does not change) or, where the
+  conversation cannot go on, a ``ConversationFailed`` event and the ``FAILED``
+  state. After ``FAILED`` received frames are ignored; close the socket.
+- ``receive_close`` ends everything; ``ConnectionClosed`` is the last event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Literal
+
+from blackbox_protocol._codec import decode, encode
+from blackbox_protocol._state import (
+    AWAITED,
+    CLEAN_CLOSE,
+    INPUT_BY_TYPE,
+    SENDER,
+    TABLES,
+    ConnectionState,
+    Input,
+    Lifecycle,
+    Role,
+)
+from blackbox_protocol.errors import (
+    BlackBoxError,
+    DisconnectedError,
+    InvalidMessage,
+    LocalProtocolError,
+    ProtocolTimeout,
+    service_error,
+)
+from blackbox_protocol.events import (
+    AnswerReceived,
+    ChatMessageReceived,
+    Connected,
+    ConnectionClosed,
+    ConversationEnded,
+    ConversationFailed,
+    EventReceived,
+    InitializeReceived,
+    OfferReceived,
+    ProtocolViolation,
+    TerminateReceived,
+    TextReceived,
+    ToolLogReceived,
+    ToolRequested,
+    ToolResponseReceived,
+    ToolTimedOut,
+    UnknownMessageReceived,
+)
+from blackbox_protocol.events import Event as AppEvent
+from blackbox_protocol.messages import (
+    CallType,
+    ConversationResult,
+    ConversationResultData,
+    Error,
+    ErrorData,
+    Event,
+    EventData,
+    IncomingChatMessage,
+    Initialize,
+    InitializeRequest,
+    Message,
+    SdpAnswer,
+    SdpAnswerData,
+    SdpInvite,
+    SdpInviteData,
+    Terminate,
+    Text,
+    TextContent,
+    ToolCall,
+    ToolCallResult,
+    ToolRequestContent,
+    ToolResponseContent,
+    UnknownMessage,
+    WebsocketToolRequest,
+    WebsocketToolResponse,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_SDP_SIZE",
+    "ClientConnection",
+    "ConnectionState",
+    "ServerConnection",
+]
+
+#: Incoming frames up to 8 MiB: a long call's result can pass websockets' 1 MiB default.
+DEFAULT_MAX_FRAME_SIZE: Final = 8 * 1024 * 1024
+#: An SDP offer or answer is a few KiB; 64 KiB leaves room for many candidates.
+DEFAULT_MAX_SDP_SIZE: Final = 64 * 1024
+#: How much of an offending frame a ``ProtocolViolation`` quotes.
+_EXCERPT: Final = 200
+
+#: The call types and the lifecycle each follows.
+_LIFECYCLE: Final[Mapping[str, Lifecycle]] = {
+    CallType.CHAT: Lifecycle.CHAT,
+    CallType.ON_PHONE: Lifecycle.CHAT,
+    CallType.WEB_CALL: Lifecycle.VOICE,
+}
+
+
+def _input_of(message: Message) -> Input:
+    if isinstance(message, Event) and message.name == "connection":
+        return Input.SESSION_READY
+    return INPUT_BY_TYPE.get(message.type, Input.UNKNOWN)
+
+
+class _Connection:
+    """What both ends share: the table walk, the outputs, the deadline, the close."""
+
+    _role: ClassVar[Role]
+
+    def __init__(
+        self,
+        *,
+        timeouts: Mapping[ConnectionState, float],
+        max_frame_size: int,
+        max_sdp_size: int,
+    ) -> None:
+        self._state = ConnectionState.AWAITING_INITIALIZE
+        self._lifecycle = Lifecycle.CHAT
+        self._timeouts = timeouts
+        self._max_frame_size = max_frame_size
+        self._max_sdp_size = max_sdp_size
+        self._deadline: float | None = None
+        self._events: list[AppEvent] = []
+        self._frames: list[str] = []
+        self._error: BlackBoxError | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        """The conversation's state."""
+        return self._state
+
+    @property
+    def error(self) -> BlackBoxError | None:
+        """Why the conversation failed, once it has (see ``ConversationFailed``)."""
+        return self._error
+
+    def events_received(self) -> list[AppEvent]:
+        """Take the events produced since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def frames_to_send(self) -> list[str]:
+        """Take the frames to send since the last call, in order."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next be called (POSIX seconds), or ``None``."""
+        return self._deadline
+
+    def handle_timer(self, *, now: float) -> None:
+        """Act on every deadline that has passed by ``now``; early calls do nothing."""
+        if self._deadline is not None and now >= self._deadline:
+            waiting_for = AWAITED[self._state]
+            self._timed_out(ProtocolTimeout(waiting_for, self._timeouts[self._state]), now)
+
+    def receive_frame(self, frame: str | bytes, *, now: float) -> None:
+        """Feed one received WebSocket frame (text, as the protocol sends).
+
+        Never raises for bad input: see ``ProtocolViolation`` and ``ConversationFailed``.
+
+        Raises:
+            LocalProtocolError: the connection is already closed.
+        """
+        if self._state is ConnectionState.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        if self._state is ConnectionState.FAILED:
+            return
+        if not isinstance(frame, str):
+            self._violated("binary frames are not part of the protocol", repr(frame[:_EXCERPT]))
+            return
+        if len(frame) > self._max_frame_size:
+            reason = f"a frame of {len(frame)} characters is over the {self._max_frame_size} limit"
+            self._oversized(reason, frame, now)
+            return
+        try:
+            message = decode(frame)
+        except InvalidMessage as exc:
+            self._violated(exc.reason, frame)
+            return
+        received = _input_of(message)
+        if SENDER.get(received) is self._role:
+            self._violated(f"{message.type} is sent by a {self._role.value}, not to one", frame)
+            return
+        target = self._row().get(received)
+        if target is None:
+            self._unexpected(received, frame, now)
+            return
+        refusal = self._accept(message, now)
+        if refusal is not None:
+            self._violated(refusal, frame)
+            return
+        self._move(target, message, now)
+
+    def receive_close(self, code: int | None = None, reason: str = "") -> None:
+        """Tell the connection its socket closed.
+
+        Args:
+            code: the close code, ``None`` when no close frame came (1006).
+            reason: the close reason, if any.
+
+        Raises:
+            LocalProtocolError: the connection is already closed.
+        """
+        if self._state is ConnectionState.CLOSED:
+            raise LocalProtocolError("the connection is already closed")
+        if self._state not in CLEAN_CLOSE:
+            self._fail(DisconnectedError(code, reason))
+        self._state = ConnectionState.CLOSED
+        self._deadline = None
+        self._events.append(ConnectionClosed(code, reason))
+
+    # What the subclasses build on.
+
+    def _send(self, message: Message, *, now: float) -> None:
+        """Queue an app command's frame and move the state, or raise and change nothing."""
+        target = self._row().get(_input_of(message))
+        if target is None:
+            raise LocalProtocolError(f"cannot send {message.type} in state {self._state.value}")
+        self._frames.append(encode(message, now=now))
+        self._move(target, message, now)
+
+    def _move(self, target: ConnectionState, message: Message, now: float) -> None:
+        if target is self._state:
+            return
+        self._state = target
+        timeout = self._timeouts.get(target)
+        self._deadline = None if timeout is None else now + timeout
+        if isinstance(message, Error):
+            self._fail(service_error(message.data.message))
+        elif target is ConnectionState.ENDED:
+            self._ended()
+
+    def _fail(self, error: BlackBoxError) -> None:
+        self._state = ConnectionState.FAILED
+        self._deadline = None
+        self._error = error
+        self._events.append(ConversationFailed(error))
+        self._ended()
+
+    def _row(self) -> Mapping[Input, ConnectionState]:
+        return TABLES[self._lifecycle][self._state]
+
+    def _violated(self, reason: str, frame: str) -> None:
+        self._events.append(ProtocolViolation(reason, frame[:_EXCERPT]))
+
+    def _unexpected(self, received: Input, frame: str, now: float) -> None:
+        self._violated(f"unexpected {received.value} in state {self._state.value}", frame)
+
+    def _oversized(self, reason: str, frame: str, now: float) -> None:
+        self._violated(reason, frame)
+
+    def _timed_out(self, error: ProtocolTimeout, now: float) -> None:
+        self._fail(error)
+
+    def _check_sdp(self, sdp: str) -> str | None:
+        if len(sdp) > self._max_sdp_size:
+            return f"an SDP of {len(sdp)} characters is over the {self._max_sdp_size} limit"
+        return None
+
+    def _accept(self, message: Message, now: float) -> str | None:
+        """Emit the events of a received, allowed message, or say why it is refused."""
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """The conversation is over: drop what can no longer be answered."""
+
+
+class ClientConnection(_Connection):
+    """The client end: sends ``initialize``, receives the agent's side.
+
+    Args:
+        session_timeout: seconds from ``initialize`` to ``event connection``.
+        offer_timeout: voice: seconds from ``event connection`` to ``sdpInvite``.
+        terminate_timeout: seconds from ``terminate`` to ``conversationResult``.
+        tool_timeout: seconds the app has to reply to a tool request; then an
+            error result is sent for it and ``ToolTimedOut`` emitted.
+        max_frame_size: the longest frame accepted, in characters.
+        max_sdp_size: the longest SDP offer accepted, in characters.
+    """
+
+    _role = Role.CLIENT
+
+    def __init__(
+        self,
+        *,
+        session_timeout: float = 10.0,
+        offer_timeout: float = 10.0,
+        terminate_timeout: float = 5.0,
+        tool_timeout: float = 30.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_sdp_size: int = DEFAULT_MAX_SDP_SIZE,
+    ) -> None:
+        super().__init__(
+            timeouts={
+                ConnectionState.AWAITING_SESSION: session_timeout,
+                ConnectionState.AWAITING_OFFER: offer_timeout,
+                ConnectionState.TERMINATING: terminate_timeout,
+            },
+            max_frame_size=max_frame_size,
+            max_sdp_size=max_sdp_size,
+        )
+        self._tool_timeout = tool_timeout
+        #: Tool requests awaiting the app's reply: id to (deadline, tool name).
+        self._pending_tools: dict[str, tuple[float, str]] = {}
+        self._seen_tool_ids: set[str] = set()
+        self._connected: Connected | None = None
+        self._result: ConversationResultData | None = None
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The id from ``event connection`` (``jobId`` or ``recordId``), once it came."""
+        return None if self._connected is None else self._connected.conversation_id
+
+    @property
+    def result(self) -> ConversationResultData | None:
+        """The conversation's result, once it came."""
+        return self._result
+
+    @property
+    def pending_tool_ids(self) -> frozenset[str]:
+        """Ids of the tool requests still awaiting a reply."""
+        return frozenset(self._pending_tools)
+
+    def next_deadline(self) -> float | None:
+        tool_deadlines = (deadline for deadline, _ in self._pending_tools.values())
+        return min((d for d in (self._deadline, *tool_deadlines) if d is not None), default=None)
+
+    def handle_timer(self, *, now: float) -> None:
+        super().handle_timer(now=now)
+        for tool_id, (deadline, name) in list(self._pending_tools.items()):
+            if now >= deadline:
+                self.fail_tool(tool_id, f"the tool {name!r} did not answer in time", now=now)
+                self._events.append(ToolTimedOut(tool_id, name))
+
+    # App commands.
+
+    def initialize(
+        self,
+        call_type: CallType | str,
+        *,
+        additional_data: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
+        now: float,
+    ) -> None:
+        """Start the conversation: send ``initialize``. Call once, right after the socket opens.
+
+        Args:
+            call_type: ``chat``, ``webCall`` or ``onPhone``.
+            additional_data: free-form data handed to the agent.
+            endpoint: the phone number to dial, for ``onPhone``.
+            now: the current time, POSIX seconds.
+
+        Raises:
+            LocalProtocolError: already initialized, or an unknown call type.
+        """
+        lifecycle = _LIFECYCLE.get(call_type)
+        if lifecycle is None:
+            raise LocalProtocolError(f"unknown call type {call_type!r}")
+        request = InitializeRequest(
+            call_type=str(call_type), additional_data=additional_data, endpoint=endpoint
+        )
+        self._send(Initialize(request=request), now=now)
+        self._lifecycle = lifecycle
+
+    def send_text(self, text: str, *, now: float) -> None:
+        """Send the user's chat text.
+
+        Raises:
+            LocalProtocolError: the conversation is not running (or it is a voice
+                call whose media is not yet negotiated).
+        """
+        self._send(IncomingChatMessage(content=text), now=now)
+
+    def answer(self, sdp: str, *, now: float) -> None:
+        """Send the SDP answer to the server's offer (with every ICE candidate).
+
+        Raises:
+            LocalProtocolError: no offer is awaiting an answer.
+        """
+        self._send(SdpAnswer(data=SdpAnswerData(sdp_answer=sdp)), now=now)
+
+    def reply_to_tool(self, tool_id: str, result: Any, *, now: float) -> None:
+        """Send a tool's result (any JSON value) for the request ``tool_id``.
+
+        Raises:
+            LocalProtocolError: no such request awaits a reply (never asked,
+                already answered, timed out, or the conversation ended), or the
+                result is not JSON.
+        """
+        if tool_id not in self._pending_tools:
+            raise LocalProtocolError(f"no tool request {tool_id!r} awaits a reply")
+        content = ToolResponseContent(id=tool_id, result=result)
+        self._send(WebsocketToolResponse(content=content), now=now)
+        del self._pending_tools[tool_id]
+
+    def fail_tool(self, tool_id: str, reason: str, *, now: float) -> None:
+        """Answer the request ``tool_id`` with an error result, ``{"error": reason}``.
+
+        Raises:
+            LocalProtocolError: as for ``reply_to_tool``.
+        """
+        self.reply_to_tool(tool_id, {"error": reason}, now=now)
+
+    def terminate(self, *, now: float) -> None:
+        """Ask the server to end the conversation; ``ConversationEnded`` follows.
+
+        Raises:
+            LocalProtocolError: not initialized, or already terminating or over.
+        """
+        self._send(Terminate(), now=now)
+
+    # Received messages.
+
+    def _accept(self, message: Message, now: float) -> str | None:
+        match message:
+            case Event(name="connection", data=data):
+                self._connected = Connected(
+                    data.record_id if data else None, data.job_id if data else None
+                )
+                self._events.append(self._connected)
+            case Event(name=name, data=data):
+                self._events.append(EventReceived(name, data))
+            case Text(content=content):
+                partial = content.type == "potential"
+                self._events.append(TextReceived(content.source, content.text, partial))
+            case SdpInvite(data=data):
+                refused = self._check_sdp(data.sdp)
+                if refused is not None:
+                    return refused
+                self._events.append(OfferReceived(data.sdp))
+            case WebsocketToolRequest(content=request):
+                return self._tool_requested(request, now)
+            case ToolCall() | ToolCallResult():
+                self._events.append(ToolLogReceived(message))
+            case ConversationResult(result=result):
+                self._result = result
+                self._events.append(ConversationEnded(result))
+            case UnknownMessage():
+                self._events.append(UnknownMessageReceived(message))
+            case _:
+                assert isinstance(message, Error), "_move fails the conversation on an error"
+        return None
+
+    def _tool_requested(self, request: ToolRequestContent, now: float) -> str | None:
+        if request.id in self._seen_tool_ids:
+            return f"a second tool request with id {request.id!r}"
+        self._seen_tool_ids.add(request.id)
+        self._pending_tools[request.id] = (now + self._tool_timeout, request.tool_name)
+        self._events.append(ToolRequested(request.id, request.tool_name, request.args))
+        return None
+
+    def _ended(self) -> None:
+        self._pending_tools.clear()
+
+
+class ServerConnection(_Connection):
+    """The server end (the service, or an emulator of it).
+
+    Besides reporting what the client does, it applies the service's own
+    rules: no ``initialize`` in time, a second ``initialize`` and an oversized
+    frame each get the documented error frame, which fails the conversation.
+
+    Args:
+        initialize_timeout: seconds from the socket's opening to ``initialize``;
+            count them from ``now`` given to the constructor.
+        max_frame_size: the longest frame accepted, in characters.
+        max_sdp_size: the longest SDP answer accepted, in characters.
+    """
+
+    _role = Role.SERVER
+
+    def __init__(
+        self,
+        *,
+        now: float,
+        initialize_timeout: float = 10.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_sdp_size: int = DEFAULT_MAX_SDP_SIZE,
+    ) -> None:
+        super().__init__(
+            timeouts={ConnectionState.AWAITING_INITIALIZE: initialize_timeout},
+            max_frame_size=max_frame_size,
+            max_sdp_size=max_sdp_size,
+        )
+        self._deadline = now + initialize_timeout
+        self._call_type: CallType | None = None
+        self._requested_tools: set[str] = set()
+        self._answered_tools: set[str] = set()
+
+    @property
+    def call_type(self) -> CallType | None:
+        """The call type the client asked for, once ``initialize`` came."""
+        return self._call_type
+
+    # App commands.
+
+    def accept(
+        self, *, job_id: str | None = None, record_id: str | None = None, now: float
+    ) -> None:
+        """Tell the client the agent's session is ready: send ``event connection``.
+
+        Raises:
+            LocalProtocolError: no ``initialize`` awaits acceptance.
+        """
+        data = EventData(job_id=job_id, record_id=record_id)
+        self._send(Event(name="connection", data=data), now=now)
+
+    def send_event(self, name: str, data: Mapping[str, Any] | None = None, *, now: float) -> None:
+        """Send a lifecycle ``event`` such as ``opened`` (``connection`` is ``accept``)."""
+        self._send(Event(name=name, data=EventData(extra=dict(data or {}))), now=now)
+
+    def send_text(
+        self, text: str, *, source: str = "assistant", partial: bool = False, now: float
+    ) -> None:
+        """Send a transcript chunk: the agent's words, or the echo of the user's."""
+        content = TextContent(source=source, text=text, type="potential" if partial else None)
+        self._send(Text(content=content), now=now)
+
+    def offer(self, sdp: str, *, key: Literal["invite", "sdpOffer"] = "invite", now: float) -> None:
+        """Send the SDP offer, under ``data.invite`` (live) or ``data.sdpOffer`` (documented)."""
+        data = SdpInviteData(invite=sdp) if key == "invite" else SdpInviteData(sdp_offer=sdp)
+        self._send(SdpInvite(data=data), now=now)
+
+    def request_tool(self, tool_id: str, name: str, args: Mapping[str, Any], *, now: float) -> None:
+        """Ask the client to run a tool; ``ToolResponseReceived`` carries its result.
+
+        Raises:
+            LocalProtocolError: ``tool_id`` was used before.
+        """
+        if tool_id in self._requested_tools:
+            raise LocalProtocolError(f"the tool request id {tool_id!r} was used before")
+        content = ToolRequestContent(id=tool_id, tool_name=name, args=args)
+        self._send(WebsocketToolRequest(content=content), now=now)
+        self._requested_tools.add(tool_id)
+
+    def end(self, result: ConversationResultData | None = None, *, now: float) -> None:
+        """Send ``conversationResult`` (by default ``status: Completed``): the conversation ends."""
+        result = result or ConversationResultData(status="Completed")
+        self._send(ConversationResult(result=result), now=now)
+
+    def send_error(self, message: str, *, now: float) -> None:
+        """Send an ``error`` frame; the conversation fails on both ends."""
+        self._send(Error(data=ErrorData(message=message)), now=now)
+
+    # Received messages and the service's rules.
+
+    def _accept(self, message: Message, now: float) -> str | None:
+        match message:
+            case Initialize(request=request):
+                return self._initialized(request)
+            case IncomingChatMessage(content=text):
+                self._events.append(ChatMessageReceived(text))
+            case SdpAnswer(data=data):
+                refused = self._check_sdp(data.sdp_answer)
+                if refused is not None:
+                    return refused
+                self._events.append(AnswerReceived(data.sdp_answer))
+            case WebsocketToolResponse(content=response):
+                if response.id not in self._requested_tools - self._answered_tools:
+                    return f"no tool request {response.id!r} awaits a reply"
+                self._answered_tools.add(response.id)
+                self._events.append(ToolResponseReceived(response.id, response.result))
+            case Terminate():
+                self._events.append(TerminateReceived())
+            case _:
+                assert isinstance(message, UnknownMessage), "the client sends no other message"
+                self._events.append(UnknownMessageReceived(message))
+        return None
+
+    def _initialized(self, request: InitializeRequest) -> str | None:
+        lifecycle = _LIFECYCLE.get(request.call_type)
+        if lifecycle is None:
+            return f"unknown call type {request.call_type!r}"
+        self._lifecycle = lifecycle
+        self._call_type = CallType(request.call_type)
+        self._events.append(
+            InitializeReceived(self._call_type, request.additional_data, request.endpoint)
+        )
+        return None
+
+    def _unexpected(self, received: Input, frame: str, now: float) -> None:
+        super()._unexpected(received, frame, now)
+        if received is Input.INITIALIZE:
+            self._refuse("Multiple init messages received", now)
+
+    def _oversized(self, reason: str, frame: str, now: float) -> None:
+        super()._oversized(reason, frame, now)
+        self._refuse("Too large message", now)
+
+    def _timed_out(self, error: ProtocolTimeout, now: float) -> None:
+        # The only deadline a server has is the one for ``initialize``.
+        self._refuse("Init message not received", now)
+
+    def _refuse(self, message: str, now: float) -> None:
+        """Send the service's error for a broken rule, unless the conversation is over."""
+        if Input.ERROR in self._row():
+            self.send_error(message, now=now)

@@ -1,0 +1,130 @@
+"""The exceptions of the SDK, under one root: ``BlackBoxError``.
+
+``LocalProtocolError`` means the app misused the API (fix your code);
+``RemoteProtocolError`` and ``InvalidMessage`` mean the peer broke the protocol;
+``ServiceError`` subclasses carry the service's own error frames, typed so that
+a caller can tell "mint a new token" from "fix the dashboard" from "fix your code".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = [
+    "AuthenticationError",
+    "BlackBoxError",
+    "ClientBugError",
+    "ConfigurationError",
+    "DisconnectedError",
+    "InvalidMessage",
+    "LocalProtocolError",
+    "ProtocolTimeout",
+    "RemoteProtocolError",
+    "ServiceError",
+    "service_error",
+]
+
+
+class BlackBoxError(Exception):
+    """The root of every error this SDK raises or reports."""
+
+
+class LocalProtocolError(BlackBoxError):
+    """The app asked for something the protocol does not allow now.
+
+    The connection's state is unchanged: the call had no effect.
+    """
+
+
+class RemoteProtocolError(BlackBoxError):
+    """The peer broke the protocol so that the conversation cannot go on."""
+
+
+class InvalidMessage(RemoteProtocolError, ValueError):
+    """A frame is not a valid message: not JSON, not an object, or a wrong shape.
+
+    Attributes:
+        reason: what is wrong, naming the offending path (``$.content.text``).
+        message_type: the frame's ``type`` when it had a string one.
+    """
+
+    def __init__(self, reason: str, *, message_type: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.message_type = message_type
+
+
+class ProtocolTimeout(BlackBoxError, TimeoutError):
+    """Something the protocol waits for did not happen in time.
+
+    Attributes:
+        waiting_for: what was awaited, e.g. ``"event connection"``.
+        seconds: the limit that passed.
+    """
+
+    def __init__(self, waiting_for: str, seconds: float) -> None:
+        super().__init__(f"no {waiting_for} within {seconds:g} s")
+        self.waiting_for = waiting_for
+        self.seconds = seconds
+
+
+class DisconnectedError(BlackBoxError):
+    """The socket closed before the conversation ended.
+
+    Attributes:
+        code: the WebSocket close code, or ``None`` when no close frame came (1006).
+        reason: the close reason the peer gave, if any.
+    """
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        shown = "no close frame" if code is None else f"code {code}"
+        super().__init__(
+            f"the connection closed before the conversation ended ({shown}"
+            + (f": {reason})" if reason else ")")
+        )
+        self.code = code
+        self.reason = reason
+
+
+class ServiceError(BlackBoxError):
+    """An ``error`` frame from the service; ``message`` is its text, verbatim."""
+
+    #: Whether retrying the same call may succeed.
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AuthenticationError(ServiceError):
+    """The token is missing, unknown or expired: mint a new one."""
+
+
+class ConfigurationError(ServiceError):
+    """The integration refuses this client: enable it, or allow the origin."""
+
+
+class ClientBugError(ServiceError):
+    """The service says the client broke the protocol (a bug in the client).
+
+    Error texts the documentation does not list map here too, kept verbatim.
+    """
+
+
+#: The documented error strings (PROTOCOL.md section 6) and what they mean.
+SERVICE_ERRORS: Final[Mapping[str, type[ServiceError]]] = {
+    "Missing token": AuthenticationError,
+    "Invalid token": AuthenticationError,
+    "Web integration is not enabled": ConfigurationError,
+    "Origin not allowed": ConfigurationError,
+    "Init message not received": ClientBugError,
+    "Multiple init messages received": ClientBugError,
+    "Too large message": ClientBugError,
+}
+
+
+def service_error(message: str) -> ServiceError:
+    """The typed error for an error frame's text (unknown texts: ``ClientBugError``)."""
+    return SERVICE_ERRORS.get(message, ClientBugError)(message)

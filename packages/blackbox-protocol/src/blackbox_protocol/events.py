@@ -1,0 +1,202 @@
+"""Events: what a connection tells the app, as past-tense facts.
+
+A ``ClientConnection`` emits the server-side facts (``Connected``,
+``TextReceived``, ``OfferReceived``, ``ToolRequested``, ``ConversationEnded``,
+...); a ``ServerConnection`` emits the client-side ones
+(``InitializeReceived``, ``ChatMessageReceived``, ``AnswerReceived``, ...).
+Both emit ``ProtocolViolation``, ``ConversationFailed`` and, last of all,
+``ConnectionClosed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+
+from blackbox_protocol.errors import BlackBoxError
+from blackbox_protocol.messages import (
+    CallType,
+    ConversationResultData,
+    EventData,
+    Message,
+    UnknownMessage,
+)
+
+__all__ = [
+    "AnswerReceived",
+    "ChatMessageReceived",
+    "Connected",
+    "ConnectionClosed",
+    "ConversationEnded",
+    "ConversationFailed",
+    "Event",
+    "EventReceived",
+    "InitializeReceived",
+    "OfferReceived",
+    "ProtocolViolation",
+    "TerminateReceived",
+    "TextReceived",
+    "ToolLogReceived",
+    "ToolRequested",
+    "ToolResponseReceived",
+    "ToolTimedOut",
+    "UnknownMessageReceived",
+]
+
+
+@frozen
+class Event:
+    """The base of every event."""
+
+
+# Client side: what the server did.
+
+
+@frozen
+class Connected(Event):
+    """``event connection``: the agent's session is ready."""
+
+    #: The documented id of the conversation's record.
+    record_id: str | None
+    #: The id the live service sends instead.
+    job_id: str | None
+
+    @property
+    def conversation_id(self) -> str | None:
+        """Whichever id the service sent (``jobId`` first)."""
+        return self.job_id if self.job_id is not None else self.record_id
+
+
+@frozen
+class EventReceived(Event):
+    """Any other lifecycle event (``opened``, ``closed``, ``failedOpen``, ...)."""
+
+    name: str
+    data: EventData | None
+
+
+@frozen
+class TextReceived(Event):
+    """A transcript chunk; agent replies arrive in several."""
+
+    #: ``"assistant"`` for the agent, ``"user"`` for the echo of the user's words.
+    source: str
+    text: str
+    #: True when the service marked the text as potential (not final).
+    partial: bool
+
+
+@frozen
+class OfferReceived(Event):
+    """The server's SDP offer: answer it with ``ClientConnection.answer``."""
+
+    sdp: str
+
+
+@frozen
+class ToolRequested(Event):
+    """The agent asks the app to run a tool: reply with ``reply_to_tool`` or ``fail_tool``."""
+
+    id: str
+    name: str
+    args: Mapping[str, Any]
+
+
+@frozen
+class ToolTimedOut(Event):
+    """The app did not reply to a tool request in time; an error result was sent."""
+
+    id: str
+    name: str
+
+
+@frozen
+class ToolLogReceived(Event):
+    """An informational ``toolCall`` or ``toolCallResult`` frame."""
+
+    message: Message
+
+
+@frozen
+class ConversationEnded(Event):
+    """``conversationResult``: the conversation is over; the socket closes next."""
+
+    result: ConversationResultData
+
+
+# Server side: what the client did.
+
+
+@frozen
+class InitializeReceived(Event):
+    """The client started a conversation: accept it with ``ServerConnection.accept``."""
+
+    call_type: CallType
+    additional_data: Mapping[str, Any] | None
+    endpoint: str | None
+
+
+@frozen
+class ChatMessageReceived(Event):
+    """The user's chat text."""
+
+    text: str
+
+
+@frozen
+class AnswerReceived(Event):
+    """The client's SDP answer."""
+
+    sdp: str
+
+
+@frozen
+class ToolResponseReceived(Event):
+    """The client's result for a tool request."""
+
+    id: str
+    result: Any
+
+
+@frozen
+class TerminateReceived(Event):
+    """The client asked to end the conversation: send the result with ``end``."""
+
+
+# Both sides.
+
+
+@frozen
+class UnknownMessageReceived(Event):
+    """A frame of a type this SDK does not know, kept whole."""
+
+    message: UnknownMessage
+
+
+@frozen
+class ProtocolViolation(Event):
+    """The peer sent something invalid or unexpected; it was ignored.
+
+    The state did not change. ``excerpt`` is the start of the offending frame.
+    """
+
+    reason: str
+    excerpt: str
+
+
+@frozen
+class ConversationFailed(Event):
+    """The conversation cannot go on; ``error`` says why (typed). Close the socket."""
+
+    error: BlackBoxError
+
+
+@frozen
+class ConnectionClosed(Event):
+    """The socket closed; always the last event."""
+
+    #: The close code, or ``None`` when no close frame came (1006).
+    code: int | None
+    reason: str
