@@ -1,11 +1,15 @@
-"""blackbox_protocol: the sans-IO core of the BlackBox Python SDK.
+"""blackbox_protocol: the protocol of the BlackBox Python SDK.
 
-Messages and their codec (``encode``, ``decode``), client and server
-connection state machines, events, errors, and the ``AudioSession`` media
-contract. Nothing here performs I/O.
+The sans-IO core: messages and their codec (``encode``, ``decode``), client
+and server connection state machines, events, errors, and the
+``AudioSession`` media contract; none of it performs I/O. And a thin anyio
+driver, ``connect()``, that runs the core over a real WebSocket; it is
+imported on first use, so the core alone never loads an I/O library.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from blackbox_protocol._codec import decode, encode, format_timestamp
 from blackbox_protocol.connection import (
@@ -20,6 +24,7 @@ from blackbox_protocol.errors import (
     BlackBoxError,
     ClientBugError,
     ConfigurationError,
+    ConnectError,
     DisconnectedError,
     InvalidMessage,
     LocalProtocolError,
@@ -49,26 +54,56 @@ from blackbox_protocol.events import (
     UnknownMessageReceived,
 )
 from blackbox_protocol.media import AudioFrame, AudioSession, MediaState
-from blackbox_protocol.messages import CallType, Message, UnknownMessage
+from blackbox_protocol.messages import CallType, ConversationResultData, Message, UnknownMessage
+
+if TYPE_CHECKING:
+    from blackbox_protocol._call import Call, Retry, Timeouts, ToolHandler, connect
+    from blackbox_protocol._endpoint import DEFAULT_SERVER, RU_SERVER
+
+#: The driver's names, and the module each is imported from on first use.
+_DRIVER = {
+    "Call": "_call",
+    "Retry": "_call",
+    "Timeouts": "_call",
+    "ToolHandler": "_call",
+    "connect": "_call",
+    "DEFAULT_SERVER": "_endpoint",
+    "RU_SERVER": "_endpoint",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _DRIVER.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blackbox_protocol' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"blackbox_protocol.{module}"), name)
+
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_SDP_SIZE",
+    "DEFAULT_SERVER",
+    "RU_SERVER",
     "AnswerReceived",
     "AudioFrame",
     "AudioSession",
     "AuthenticationError",
     "BlackBoxError",
+    "Call",
     "CallType",
     "ChatMessageReceived",
     "ClientBugError",
     "ClientConnection",
     "ConfigurationError",
+    "ConnectError",
     "Connected",
     "ConnectionClosed",
     "ConnectionState",
     "ConversationEnded",
     "ConversationFailed",
+    "ConversationResultData",
     "DisconnectedError",
     "Event",
     "EventReceived",
@@ -81,16 +116,20 @@ __all__ = [
     "ProtocolTimeout",
     "ProtocolViolation",
     "RemoteProtocolError",
+    "Retry",
     "ServerConnection",
     "ServiceError",
     "TerminateReceived",
     "TextReceived",
+    "Timeouts",
+    "ToolHandler",
     "ToolLogReceived",
     "ToolRequested",
     "ToolResponseReceived",
     "ToolTimedOut",
     "UnknownMessage",
     "UnknownMessageReceived",
+    "connect",
     "decode",
     "encode",
     "format_timestamp",

@@ -16,6 +16,7 @@ __all__ = [
     "BlackBoxError",
     "ClientBugError",
     "ConfigurationError",
+    "ConnectError",
     "DisconnectedError",
     "InvalidMessage",
     "LocalProtocolError",
@@ -67,6 +68,18 @@ class ProtocolTimeout(BlackBoxError, TimeoutError):
         super().__init__(f"no {waiting_for} within {seconds:g} s")
         self.waiting_for = waiting_for
         self.seconds = seconds
+
+
+class ConnectError(BlackBoxError):
+    """The connection could not be opened: network, TLS, or the WebSocket handshake.
+
+    Attributes:
+        status: the HTTP status when the server refused the handshake, else ``None``.
+    """
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class DisconnectedError(BlackBoxError):
