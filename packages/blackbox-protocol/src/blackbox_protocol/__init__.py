@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from blackbox_protocol._codec import decode, encode, format_timestamp
+from blackbox_protocol._codec import decode, encode, format_timestamp, to_wire
 from blackbox_protocol.connection import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_SDP_SIZE,
@@ -134,4 +134,5 @@ __all__ = [
     "encode",
     "format_timestamp",
     "service_error",
+    "to_wire",
 ]

@@ -320,6 +320,11 @@ class Call:
             self._connection.answer(answer, now=self._clock())
             await self._after_input()
 
+    def _close_events(self) -> None:
+        """Release the event queue; iterating afterwards just ends."""
+        self._events_in.close()
+        self._events_out.close()
+
     async def _finish(self) -> None:
         """Leave politely: terminate a live conversation and wait, bounded, for the close."""
         if self.state in _LIVE:
@@ -410,6 +415,7 @@ async def _establish(
                 call._events_in.send_nowait(event)
         call._raise_failure()
     except BaseException:
+        call._close_events()
         with anyio.CancelScope(shield=True):
             await websocket.abort()
         raise
@@ -515,6 +521,7 @@ async def connect(
             finally:
                 task_group.cancel_scope.cancel()
     finally:
+        call._close_events()
         with anyio.CancelScope(shield=True):
             await call._websocket.abort()
             if media is not None:

@@ -22,7 +22,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from blackbox_protocol.errors import InvalidMessage, LocalProtocolError
 from blackbox_protocol.messages import MESSAGE_CLASSES, Message, UnknownMessage
 
-__all__ = ["decode", "encode", "format_timestamp"]
+__all__ = ["decode", "encode", "format_timestamp", "to_wire"]
 
 #: The envelope keys; ``type`` is the tag and never lands in ``extra``.
 _ENVELOPE: Final = frozenset({"type", "timestamp", "channelId"})
@@ -190,6 +190,14 @@ def decode(text: str) -> Message:
         return _converter.structure(value, cls)
     except Exception as exc:  # cattrs wraps every shape error; see _reason
         raise InvalidMessage(f"invalid {tag}: {_reason(exc)}", message_type=tag) from None
+
+
+def to_wire(value: Any) -> Any:
+    """A message or payload object as the JSON value the wire carries (camelCase, extras kept).
+
+    Useful to show what the service sent, e.g. a conversation's result verbatim.
+    """
+    return _converter.unstructure(value)
 
 
 def format_timestamp(now: float) -> str:
