@@ -10,6 +10,7 @@ wrong shape is an ``InvalidMessage`` with the path of the offending field.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -127,6 +128,11 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(
         lambda cls: cls == Mapping[str, Any], _check(dict, "an object")
     )
+    # ... and are written as they are: cattrs would walk them with several Python
+    # calls per level, so nesting that json reads could not be written back.
+    converter.register_unstructure_hook_func(
+        lambda cls: cls == Mapping[str, Any] or cls is Any, lambda value: value
+    )
     converter.register_structure_hook(UnknownMessage, _structure_unknown)
     converter.register_unstructure_hook(UnknownMessage, _unstructure_unknown)
     converter.register_structure_hook_factory(
@@ -143,6 +149,14 @@ _converter: Final = _make_converter()
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    # ``1e400`` is JSON syntax, but Python reads it as ``inf``, which encode refuses.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of the range of a double")
+    return value
 
 
 _PATH_PART: Final = re.compile(r"(?<=\.)[a-z0-9_]+")
@@ -177,7 +191,7 @@ def decode(text: str) -> Message:
             names the offending path (``$.content.text``).
     """
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -225,11 +239,15 @@ def encode(message: Message, *, now: float | None = None) -> str:
             raise LocalProtocolError("the message has no timestamp: pass now=")
         message = attrs.evolve(message, timestamp=format_timestamp(now))
     try:
-        return json.dumps(
-            _converter.unstructure(message),
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
-    except (TypeError, ValueError) as exc:
+        wire = _converter.unstructure(message)
+        text = json.dumps(wire, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise LocalProtocolError(f"cannot encode {message.type}: {exc}") from None
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate (JSON's "\ud800" decodes to one) has no UTF-8 form:
+            # escape everything, as JSON allows, so the frame can still be sent.
+            text = json.dumps(wire, separators=(",", ":"), allow_nan=False)
+    return text

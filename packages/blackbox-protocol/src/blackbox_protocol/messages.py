@@ -295,7 +295,9 @@ class UnknownMessage(Message):
         raw: dict[str, Any] = {"type": self.unknown_type}
         if self.timestamp is not None:
             raw["timestamp"] = self.timestamp
-        raw["channelId"] = self.channel_id
+        # An odd-typed ``channelId`` stays in ``extra``: keep it rather than ``null``.
+        if self.channel_id is not None or "channelId" not in self.extra:
+            raw["channelId"] = self.channel_id
         raw.update((k, v) for k, v in self.extra.items() if k not in raw)
         return raw
 
