@@ -74,8 +74,10 @@ def _structure_hook(converter: cattrs.Converter, cls: type[Any]) -> Callable[[An
         if not isinstance(value, dict):
             raise ValueError(f"expected an object, got {_json_kind(value)}")
         instance = generated(value, cls)
+        if value.keys() <= known:
+            return instance
         extra = {key: item for key, item in value.items() if key not in known}
-        return attrs.evolve(instance, extra=extra) if extra else instance
+        return attrs.evolve(instance, extra=extra)
 
     return structure
 
@@ -120,10 +122,21 @@ def _unstructure_unknown(value: UnknownMessage) -> dict[str, Any]:
     return value.raw
 
 
-def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(detailed_validation=True)
+def _check_optional(expected: type[Any], label: str) -> Callable[[Any, Any], Any]:
+    check = _check(expected, label)
+
+    def structure(value: Any, _: Any) -> Any:
+        return None if value is None else check(value, _)
+
+    return structure
+
+
+def _make_converter(*, detailed: bool) -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=detailed)
     for primitive, label in ((str, "a string"), (int, "an integer"), (bool, "a boolean")):
         converter.register_structure_hook(primitive, _check(primitive, label))
+        # cattrs' own Optional hook dispatches on every call; this one does not.
+        converter.register_structure_hook(primitive | None, _check_optional(primitive, label))
     # Free-form objects (additional data, tool args) pass through as parsed.
     converter.register_structure_hook_func(
         lambda cls: cls == Mapping[str, Any], _check(dict, "an object")
@@ -144,7 +157,14 @@ def _make_converter() -> cattrs.Converter:
     return converter
 
 
-_converter: Final = _make_converter()
+#: Encodes, and explains a frame the fast converter refused (with every error's path).
+_converter: Final = _make_converter(detailed=True)
+#: Decodes: the same hooks without cattrs' error collection, which costs on every frame.
+_fast: Final = _make_converter(detailed=False)
+#: Each known type's structure hook, looked up once rather than per frame.
+_STRUCTURE: Final[Mapping[str, Callable[[Any, Any], Message]]] = {
+    tag: _fast.get_structure_hook(cls) for tag, cls in MESSAGE_CLASSES.items()
+}
 
 
 def _reject_constant(name: str) -> Any:
@@ -175,6 +195,12 @@ def _reason(error: Exception) -> str:
     return "; ".join(_PATH_PART.sub(lambda m: _wire_name(m.group()), m) for m in messages)
 
 
+#: One decoder for every frame: ``json.loads`` with options builds a new one per call.
+_json_decode: Final = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_parse_float
+).decode
+
+
 def decode(text: str) -> Message:
     """Parse one frame.
 
@@ -191,7 +217,7 @@ def decode(text: str) -> Message:
             names the offending path (``$.content.text``).
     """
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        value = _json_decode(text)
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -200,6 +226,12 @@ def decode(text: str) -> Message:
     if not isinstance(tag, str):
         raise InvalidMessage(f"$.type: expected a string, got {_json_kind(tag)}")
     cls = MESSAGE_CLASSES.get(tag, UnknownMessage)
+    structure: Callable[[Any, Any], Message] = _STRUCTURE.get(tag, _structure_unknown)
+    try:
+        return structure(value, cls)
+    except Exception:
+        pass
+    # Only a refused frame pays for the detailed converter, which names every bad path.
     try:
         return _converter.structure(value, cls)
     except Exception as exc:  # cattrs wraps every shape error; see _reason

@@ -31,7 +31,15 @@ __all__ = [
 ]
 
 
-class Role(Enum):
+class _Enum(Enum):
+    """An enum hashed by identity: its members are singletons, so this is exact,
+    and it is cheap where ``Enum.__hash__`` (a Python-level hash of the name)
+    costs on every table lookup of every frame."""
+
+    __hash__ = object.__hash__
+
+
+class Role(_Enum):
     """Which end of the socket."""
 
     #: Opens the socket and sends ``initialize``.
@@ -40,7 +48,7 @@ class Role(Enum):
     SERVER = "server"
 
 
-class Lifecycle(Enum):
+class Lifecycle(_Enum):
     """Which lifecycle of PROTOCOL.md section 5 a conversation follows."""
 
     #: Text only (``chat`` and ``onPhone`` call types).
@@ -49,7 +57,7 @@ class Lifecycle(Enum):
     VOICE = "voice"
 
 
-class ConnectionState(Enum):
+class ConnectionState(_Enum):
     """The state of the conversation on one socket."""
 
     #: The socket is open; ``initialize`` has not been sent yet.
@@ -72,7 +80,7 @@ class ConnectionState(Enum):
     CLOSED = "closed"
 
 
-class Input(Enum):
+class Input(_Enum):
     """What can happen to a conversation: a message either way, a timer, the close."""
 
     INITIALIZE = "initialize"

@@ -64,6 +64,7 @@ from blackbox_protocol.events import (
 )
 from blackbox_protocol.events import Event as AppEvent
 from blackbox_protocol.messages import (
+    MESSAGE_CLASSES,
     CallType,
     ConversationResult,
     ConversationResultData,
@@ -114,10 +115,20 @@ _LIFECYCLE: Final[Mapping[str, Lifecycle]] = {
 }
 
 
+#: The input each message class is, looked up by class (``message.type`` is a property).
+_INPUT_BY_CLASS: Final[Mapping[type[Message], Input]] = {
+    cls: INPUT_BY_TYPE[tag] for tag, cls in MESSAGE_CLASSES.items()
+}
+_SESSION_READY: Final = Input.SESSION_READY
+_UNKNOWN: Final = Input.UNKNOWN
+#: States in which ``receive_frame`` does not look at the frame.
+_DEAF: Final = frozenset({ConnectionState.CLOSED, ConnectionState.FAILED})
+
+
 def _input_of(message: Message) -> Input:
-    if isinstance(message, Event) and message.name == "connection":
-        return Input.SESSION_READY
-    return INPUT_BY_TYPE.get(message.type, Input.UNKNOWN)
+    if type(message) is Event and message.name == "connection":
+        return _SESSION_READY
+    return _INPUT_BY_CLASS.get(type(message), _UNKNOWN)
 
 
 class _Connection:
@@ -180,9 +191,9 @@ class _Connection:
         Raises:
             LocalProtocolError: the connection is already closed.
         """
-        if self._state is ConnectionState.CLOSED:
-            raise LocalProtocolError("the connection is closed")
-        if self._state is ConnectionState.FAILED:
+        if self._state in _DEAF:
+            if self._state is ConnectionState.CLOSED:
+                raise LocalProtocolError("the connection is closed")
             return
         if not isinstance(frame, str):
             self._violated("binary frames are not part of the protocol", repr(frame[:_EXCERPT]))
@@ -226,6 +237,9 @@ class _Connection:
             self._fail(DisconnectedError(code, reason))
         self._state = ConnectionState.CLOSED
         self._deadline = None
+        # A clean close in ``terminating`` can leave tool requests unanswered:
+        # their deadlines must not outlive the socket.
+        self._ended()
         self._events.append(ConnectionClosed(code, reason))
 
     # What the subclasses build on.

@@ -1,0 +1,203 @@
+"""examples/sync_chat.py, as shown in docs/protocol-core.md, runs against a real server.
+
+The server is a real websockets server on 127.0.0.1 whose every conversation is
+driven by ``blackbox_protocol.ServerConnection``: it greets, echoes the user's
+text and answers it, asks the client for a tool when told the time is wanted,
+and ends the conversation on ``terminate``. It checks the token as the service
+does, with the documented error string.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import blackbox_protocol as bb
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "sync_chat.py"
+PAGE = ROOT / "docs" / "protocol-core.md"
+TOKEN = "t0ken/with?odd&chars="
+#: Seconds of agent silence before the example speaks; loopback replies take milliseconds.
+GAP = 0.4
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sync_chat", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+example = _load_example()
+Transcript = list[tuple[str, str]]
+chat: Callable[..., Transcript] = example.chat
+main: Callable[[list[str]], int] = example.main
+
+
+class Agent:
+    """The scripted agent: what it heard is kept for the test to check."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+        self.tool_results: list[Any] = []
+        self.ended: list[bool] = []
+
+    def handle(self, ws: ServerConnection) -> None:
+        """One conversation on one socket, driven by the sans-IO server end."""
+        query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
+        token_ok = query.get("token") == [TOKEN]
+        conversation = bb.ServerConnection(now=time.time(), initialize_timeout=5.0)
+        while True:
+            for frame in conversation.frames_to_send():
+                ws.send(frame)
+            if conversation.state in (bb.ConnectionState.ENDED, bb.ConnectionState.FAILED):
+                ws.close()
+                return
+            deadline = conversation.next_deadline()
+            try:
+                received = ws.recv(timeout=None if deadline is None else deadline - time.time())
+            except TimeoutError:
+                conversation.handle_timer(now=time.time())
+            except ConnectionClosed:
+                return
+            else:
+                conversation.receive_frame(received, now=time.time())
+            for event in conversation.events_received():
+                self._react(conversation, event, token_ok)
+
+    def _react(self, conversation: bb.ServerConnection, event: bb.Event, token_ok: bool) -> None:
+        now = time.time()
+        match event:
+            case bb.InitializeReceived() if not token_ok:
+                conversation.send_error("Invalid token", now=now)
+            case bb.InitializeReceived():
+                conversation.accept(job_id="job-1", now=now)
+                conversation.send_event("opened", now=now)
+                conversation.send_text("Hello! ", now=now)
+                conversation.send_text("How can I help?", now=now)
+            case bb.ChatMessageReceived(text=text):
+                self.heard.append(text)
+                conversation.send_text(text, source="user", now=now)
+                if "time" in text:
+                    conversation.request_tool("t1", "clock", {"zone": "UTC"}, now=now)
+                else:
+                    conversation.send_text("You said: ", now=now)
+                    conversation.send_text(f"{text}.", now=now)
+            case bb.ToolResponseReceived(result=result):
+                self.tool_results.append(result)
+                conversation.send_text(f"The clock says {json.dumps(result)}.", now=now)
+            case bb.TerminateReceived():
+                self.ended.append(True)
+                conversation.end(now=now)
+            case _:
+                pass
+
+
+@pytest.fixture
+def agent() -> Agent:
+    return Agent()
+
+
+@pytest.fixture
+def server_url(agent: Agent) -> Iterator[str]:
+    server: Server = serve(agent.handle, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_chat_with_a_tool(server_url: str, agent: Agent) -> None:
+    transcript = chat(
+        server_url,
+        TOKEN,
+        ["Hi", "What time is it?", "Bye"],
+        tools={"clock": lambda zone: f"12:00 {zone}"},
+        reply_gap=GAP,
+    )
+
+    assert transcript == [
+        ("assistant", "Hello! How can I help?"),
+        ("user", "Hi"),
+        ("assistant", "You said: Hi."),
+        ("user", "What time is it?"),
+        ("assistant", 'The clock says "12:00 UTC".'),
+        ("user", "Bye"),
+        ("assistant", "You said: Bye."),
+    ]
+    assert agent.heard == ["Hi", "What time is it?", "Bye"]
+    assert agent.ended == [True]
+
+
+def test_a_failing_tool_is_answered_with_an_error(server_url: str, agent: Agent) -> None:
+    def clock(zone: str) -> str:
+        raise RuntimeError(f"no clock in {zone}")
+
+    transcript = chat(server_url, TOKEN, ["time?"], tools={"clock": clock}, reply_gap=GAP)
+
+    assert agent.tool_results == [{"error": "RuntimeError: no clock in UTC"}]
+    assert transcript[-1] == (
+        "assistant",
+        'The clock says {"error": "RuntimeError: no clock in UTC"}.',
+    )
+
+
+def test_main_prints_the_transcript(
+    server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BLACKBOX_TOKEN", TOKEN)
+
+    status = main(["--server", server_url, "--reply-gap", str(GAP), "Hi"])
+
+    assert status == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "agent: Hello! How can I help?",
+        "you: Hi",
+        "agent: You said: Hi.",
+    ]
+
+
+def test_a_bad_token_is_an_authentication_error(server_url: str) -> None:
+    with pytest.raises(bb.AuthenticationError, match=r"^Invalid token$"):
+        chat(server_url, "wrong", ["Hi"], reply_gap=GAP)
+
+
+def test_main_reports_the_failure_without_the_token(
+    server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BLACKBOX_TOKEN", "s3cret-token")
+
+    status = main(["--server", server_url, "Hi"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "AuthenticationError: Invalid token" in captured.err
+    assert "s3cret" not in captured.out + captured.err
+
+
+def test_the_page_shows_the_example_verbatim() -> None:
+    page = PAGE.read_text(encoding="utf-8")
+    assert f"```python\n{EXAMPLE.read_text(encoding='utf-8')}```" in page
+
+
+def test_the_page_examples_run() -> None:
+    results = doctest.testfile(str(PAGE), module_relative=False, report=False)
+    assert results.attempted > 0
+    assert results.failed == 0
