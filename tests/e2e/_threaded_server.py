@@ -14,7 +14,9 @@ Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
 @contextmanager
-def threaded_server(handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> Iterator[int]:
+def threaded_server(
+    handler: Handler, *, ssl_context: ssl.SSLContext | None = None
+) -> Iterator[int]:
     """Serve ``handler`` on 127.0.0.1; yield the port; stop (bounded) on exit."""
     ready = threading.Event()
     port: list[int] = []

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import trustme
-from blackbox_protocol import ConnectError, Connected, InitializeReceived, ServerConnection, connect
+from blackbox_protocol import Connected, ConnectError, InitializeReceived, ServerConnection, connect
 from websockets.asyncio.server import ServerConnection as WebSocket
 
 from tests.e2e._threaded_server import threaded_server
@@ -43,7 +43,7 @@ def tls_port(authority: trustme.CA) -> object:
 
 
 async def test_an_untrusted_certificate_is_refused(tls_port: int) -> None:
-    with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+    with pytest.raises(ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         async with connect("token", server=f"wss://127.0.0.1:{tls_port}"):
             pass
 

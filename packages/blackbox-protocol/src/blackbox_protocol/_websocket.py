@@ -105,16 +105,19 @@ class WebSocket:
     async def _handshake(self) -> None:
         self._protocol.send_request(self._protocol.connect())
         await self._flush()
-        while True:
+        opened = False
+        while not opened:
             data = await self._stream.receive()
             self._protocol.receive_data(data)
+            # The server's first frames may share a read with its response: keep them.
             for event in self._protocol.events_received():
                 if isinstance(event, Response):
                     if self._protocol.handshake_exc is not None:
                         raise self._protocol.handshake_exc
-                    return
-                assert isinstance(event, Frame), "a server sends no request"
-                self._on_frame(event)
+                    opened = True
+                else:
+                    assert isinstance(event, Frame), "a server sends no request"
+                    self._on_frame(event)
 
     @property
     def close_code(self) -> int | None:
