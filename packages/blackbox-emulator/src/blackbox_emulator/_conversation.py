@@ -1,0 +1,320 @@
+"""One socket's conversation: the ``ServerConnection`` core driven over websockets.
+
+The loop is the usual sans-IO driver: receive a frame (or let the core's
+deadline pass), feed it to the core, act on the core's events, send the
+frames it queued. The agent's decisions come from ``ScriptedAgent``; the
+faults act at fixed points (after ``initialize``, after ``event connection``,
+after each agent text chunk, before the end). Everything is sequential, so a
+message that arrives while the agent is speaking waits for the reply to end.
+"""
+
+from __future__ import annotations
+
+import asyncio  # noqa: TID251 -- the emulator serves on websockets' asyncio server
+import logging
+import time
+import uuid
+from typing import Final
+
+from blackbox_protocol import (
+    AnswerReceived,
+    BlackBoxError,
+    ChatMessageReceived,
+    ConnectionClosed,
+    ConversationFailed,
+    DisconnectedError,
+    InitializeReceived,
+    ProtocolViolation,
+    ServerConnection,
+    ServiceError,
+    TerminateReceived,
+    ToolResponseReceived,
+    UnknownMessageReceived,
+)
+from blackbox_protocol import Event as CoreEvent
+from blackbox_protocol.messages import CallType, ConversationResultData
+from websockets.asyncio.server import ServerConnection as WebSocket
+from websockets.exceptions import ConnectionClosed as WebSocketClosed
+
+from blackbox_emulator.agent import Action, AskTool, Finish, Say, ScriptedAgent
+from blackbox_emulator.faults import HUGE_FRAME_CHARS, Fault, garbage_frames
+from blackbox_emulator.media import MediaFactory, MediaHook
+from blackbox_emulator.records import ConversationRecord, Direction
+from blackbox_emulator.script import AgentScript
+
+__all__ = ["MEDIA_FAILED", "NOT_ENABLED", "VOICE_UNSUPPORTED", "Conversation"]
+
+_log = logging.getLogger("blackbox_emulator.conversation")
+
+#: The service's error for a disabled integration (the ``error`` fault).
+NOT_ENABLED: Final = "Web integration is not enabled"
+#: The ``errorMessage`` of a ``webCall`` when no media hook is configured.
+VOICE_UNSUPPORTED: Final = "voice is not supported by this emulator yet"
+#: The start of the ``errorMessage`` of a ``webCall`` whose media hook raised.
+MEDIA_FAILED: Final = "the emulator's media failed"
+#: PROTOCOL.md gives no close code after an error frame; 1008 (policy) fits them all.
+_ERROR_CLOSE: Final = 1008
+#: The close code websockets reports when no close frame came (never on the wire).
+_NO_CLOSE_FRAME: Final = 1006
+
+
+class _Timer:
+    """What ``_receive`` returns when the core's deadline passed first."""
+
+
+_TIMER: Final = _Timer()
+
+
+class _Dropped(Exception):
+    """The ``drop`` fault aborted the connection: stop at once."""
+
+
+class Conversation:
+    """Serve one conversation on an accepted WebSocket.
+
+    Args:
+        websocket: the accepted socket.
+        record: where the frames and the outcome are written.
+        script: what the agent says.
+        fault: the fault to inject, or ``None``.
+        initialize_timeout: seconds the client has to send ``initialize``.
+        media: makes the media hook of a ``webCall``; ``None``: voice unsupported.
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        record: ConversationRecord,
+        *,
+        script: AgentScript,
+        fault: Fault | None,
+        initialize_timeout: float,
+        media: MediaFactory | None,
+    ) -> None:
+        self._ws = websocket
+        self._record = record
+        self._script = script
+        self._fault = fault
+        self._media_factory = media
+        self._media: MediaHook | None = None
+        # Replaced at ``initialize`` by one given the request's ``additionalData``;
+        # before it, the core lets nothing that reaches the agent through.
+        self._agent = ScriptedAgent(script)
+        self._core = ServerConnection(now=time.time(), initialize_timeout=initialize_timeout)
+        self._garbage = garbage_frames(time.time()) if fault is Fault.GARBAGE else []
+        self._done = False
+
+    async def run(self, refusal: str | None = None) -> None:
+        """Serve the conversation until it ends; never raises for the client's doing.
+
+        Args:
+            refusal: an error message (``Invalid token``, ...) to send at once
+                instead of serving: the conversation then fails and closes.
+        """
+        try:
+            if refusal is not None:
+                self._core.send_error(refusal, now=time.time())
+                await self._drain_events()
+            while not self._done:
+                await self._step()
+        except WebSocketClosed:
+            # The client went away while the emulator was sending.
+            pass
+        except _Dropped:
+            self._record.close_code = None
+            return
+        finally:
+            if self._media is not None:
+                await self._media.aclose()
+        code = self._ws.close_code
+        self._record.close_code = None if code == _NO_CLOSE_FRAME else code
+
+    # The loop.
+
+    async def _step(self) -> None:
+        received = await self._receive()
+        now = time.time()
+        if isinstance(received, _Timer):
+            self._core.handle_timer(now=now)
+        elif received is not None:
+            self._record.add(Direction.IN, received, now)
+            self._core.receive_frame(received, now=now)
+        await self._drain_events()
+
+    async def _receive(self) -> str | bytes | _Timer | None:
+        """The next frame, ``_TIMER`` when the deadline passed, ``None`` once closed."""
+        deadline = self._core.next_deadline()
+        try:
+            if deadline is None:
+                return await self._ws.recv()
+            async with asyncio.timeout(max(0.0, deadline - time.time())):
+                return await self._ws.recv()
+        except TimeoutError:
+            return _TIMER
+        except WebSocketClosed as closed:
+            code = None if closed.rcvd is None else closed.rcvd.code
+            reason = "" if closed.rcvd is None else closed.rcvd.reason
+            self._core.receive_close(code, reason)
+            return None
+
+    async def _drain_events(self) -> None:
+        """Act on the core's events, including those the acting produces."""
+        while not self._done:
+            events = self._core.events_received()
+            if not events:
+                break
+            for event in events:
+                await self._on(event)
+                if self._done:
+                    return
+        await self._flush()
+
+    async def _on(self, event: CoreEvent) -> None:
+        match event:
+            case InitializeReceived():
+                await self._initialized(event)
+            case ChatMessageReceived(text=text):
+                await self._perform(self._agent.hear(text))
+            case ToolResponseReceived(id=tool_id, result=result):
+                await self._perform(self._agent.tool_answered(tool_id, result))
+            case AnswerReceived(sdp=sdp):
+                await self._answered(sdp)
+            case TerminateReceived():
+                await self._end(self._agent.result)
+            case ConversationFailed(error=error):
+                await self._failed(error)
+            case ConnectionClosed():
+                self._done = True
+            case ProtocolViolation(reason=reason):
+                _log.info(
+                    "conversation %d: the client broke the protocol: %s", self._number, reason
+                )
+            case UnknownMessageReceived(message=message):
+                _log.info("conversation %d: unknown message %r", self._number, message.type)
+
+    async def _initialized(self, event: InitializeReceived) -> None:
+        self._record.call_type = event.call_type
+        if self._fault is Fault.SILENCE:
+            await self._stay_silent()
+            return
+        if self._fault is Fault.ERROR:
+            # The core fails the conversation; ``ConversationFailed`` closes it.
+            self._core.send_error(NOT_ENABLED, now=time.time())
+            return
+        # ``jobId`` as the live service sends it (a hex id), rather than ``recordId``.
+        job_id = uuid.uuid4().hex
+        self._core.accept(job_id=job_id, now=time.time())
+        self._record.job_id = job_id
+        self._core.send_event("opened", now=time.time())
+        await self._flush()
+        if self._fault is Fault.HUGE:
+            self._core.send_text("x" * HUGE_FRAME_CHARS, now=time.time())
+            await self._flush()
+        self._agent = ScriptedAgent(self._script, additional_data=event.additional_data)
+        if event.call_type is CallType.WEB_CALL:
+            await self._start_media(event)
+        else:
+            await self._perform(self._agent.greet())
+
+    async def _start_media(self, event: InitializeReceived) -> None:
+        """Voice: offer, and let the agent speak once the answer comes (see ``media``)."""
+        if self._media_factory is None:
+            await self._end(
+                ConversationResultData(status="Failed", error_message=VOICE_UNSUPPORTED)
+            )
+            return
+        self._media = self._media_factory(event.additional_data)
+        try:
+            offer = await self._media.offer()
+        except Exception as exc:  # the media peer's failure ends this call, not the emulator
+            await self._media_failed(exc)
+            return
+        self._core.offer(offer, now=time.time())
+        await self._flush()
+
+    async def _answered(self, sdp: str) -> None:
+        assert self._media is not None, "the core accepts an answer only after an offer"
+        try:
+            await self._media.answered(sdp)
+        except Exception as exc:  # as for the offer
+            await self._media_failed(exc)
+            return
+        await self._perform(self._agent.greet())
+
+    async def _media_failed(self, error: Exception) -> None:
+        _log.warning("conversation %d: the media failed", self._number, exc_info=error)
+        message = f"{MEDIA_FAILED}: {error}"
+        await self._end(ConversationResultData(status="Failed", error_message=message))
+
+    async def _perform(self, actions: list[Action]) -> None:
+        spoken = 0
+        for action in actions:
+            match action:
+                case Say(text=text, source="user"):
+                    self._core.send_text(text, source="user", now=time.time())
+                    await self._flush()
+                case Say(text=text):
+                    if spoken and self._script.chunk_delay:
+                        await asyncio.sleep(self._script.chunk_delay)
+                    spoken += 1
+                    self._core.send_text(text, now=time.time())
+                    await self._flush()
+                    await self._after_agent_text()
+                case AskTool(id=tool_id, name=name, args=args):
+                    self._core.request_tool(tool_id, name, args, now=time.time())
+                    await self._flush()
+                case Finish(result=result):
+                    await self._end(result)
+
+    async def _after_agent_text(self) -> None:
+        if self._fault is Fault.DROP:
+            _log.info("conversation %d: fault drop: aborting the connection", self._number)
+            self._ws.transport.abort()
+            raise _Dropped
+        if self._garbage:
+            await self._send(self._garbage.pop(0))
+
+    # Endings.
+
+    async def _end(self, result: ConversationResultData) -> None:
+        """Send the result, then close: the conversation is over."""
+        for frame in self._garbage:
+            await self._send(frame)
+        self._garbage.clear()
+        self._core.end(result, now=time.time())
+        await self._close(1000, "")
+
+    async def _failed(self, error: BlackBoxError) -> None:
+        if isinstance(error, DisconnectedError):
+            self._done = True
+            return
+        # Otherwise the core queued an error frame (a refusal, a timeout, a broken rule).
+        message = error.message if isinstance(error, ServiceError) else str(error)
+        self._record.error = message
+        _log.info("conversation %d: failed: %s", self._number, message)
+        await self._close(_ERROR_CLOSE, message)
+
+    async def _close(self, code: int, reason: str) -> None:
+        await self._flush()
+        self._done = True
+        await self._ws.close(code, reason)
+
+    async def _stay_silent(self) -> None:
+        """The ``silence`` fault: read (and record) until the client gives up."""
+        self._done = True
+        async for frame in self._ws:
+            self._record.add(Direction.IN, frame, time.time())
+
+    # Sending.
+
+    async def _flush(self) -> None:
+        for frame in self._core.frames_to_send():
+            await self._send(frame)
+
+    async def _send(self, frame: str | bytes) -> None:
+        self._record.add(Direction.OUT, frame, time.time())
+        await self._ws.send(frame)
+
+    @property
+    def _number(self) -> int:
+        return self._record.number
