@@ -83,6 +83,7 @@ async def _send_messages(
 ) -> None:
     await replies.settle(expect_reply=False)  # let a greeting finish first
     for message in messages:
+        printer.sent(message)
         await call.send_text(message)
         if not await replies.settle(expect_reply=True):
             printer.end_reply()

@@ -34,6 +34,9 @@ class Printer(Protocol):
     def end_reply(self) -> None:
         """The agent stopped talking for now: finish its line."""
 
+    def sent(self, text: str) -> None:
+        """Show the user's text as sent (people see it; programs get its echo event)."""
+
 
 def _jsonable(value: Any) -> Any:
     if attrs.has(type(value)):
@@ -66,6 +69,9 @@ class JsonPrinter:
         self._write({"event": "ConversationFailed", "error": _jsonable(error)})
 
     def end_reply(self) -> None:
+        pass
+
+    def sent(self, text: str) -> None:
         pass
 
 
@@ -109,6 +115,11 @@ class HumanPrinter:
             self._out.write("\n")
             self._out.flush()
             self._in_reply = False
+
+    def sent(self, text: str) -> None:
+        self.end_reply()
+        self._out.write(f"you: {text}\n")
+        self._out.flush()
 
     def _note(self, text: str) -> None:
         self.end_reply()
