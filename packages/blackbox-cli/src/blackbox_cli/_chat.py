@@ -13,7 +13,7 @@ from blackbox_cli._options import additional_data, server, token
 from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
 from blackbox_cli._replies import ReplyTracker
 
-__all__ = ["add_chat_options", "run_chat"]
+__all__ = ["add_chat_options", "converse", "run_chat"]
 
 
 def add_chat_options(parser: argparse.ArgumentParser) -> None:
@@ -44,16 +44,39 @@ def add_chat_options(parser: argparse.ArgumentParser) -> None:
 
 async def run_chat(args: argparse.Namespace) -> int:
     """Run ``blackbox chat``; return the exit status (errors are raised)."""
-    printer: Printer = JsonPrinter() if args.json else HumanPrinter()
-    replies = ReplyTracker(pause=args.reply_pause, timeout=args.reply_timeout)
+    await converse(
+        token(args),
+        server=server(args),
+        messages=args.message,
+        printer=JsonPrinter() if args.json else HumanPrinter(),
+        replies=ReplyTracker(pause=args.reply_pause, timeout=args.reply_timeout),
+        additional_data=additional_data(args.data),
+        origin=args.origin,
+        allow_insecure=args.insecure,
+    )
+    return 0
+
+
+async def converse(
+    token: str,
+    *,
+    server: str,
+    messages: list[str],
+    printer: Printer,
+    replies: ReplyTracker,
+    additional_data: dict[str, str] | None = None,
+    origin: str | None = None,
+    allow_insecure: bool = False,
+) -> None:
+    """Chat: send ``messages`` one reply apart (or prompt when empty), then terminate."""
     async with (
         connect(
-            token(args),
+            token,
             call_type=CallType.CHAT,
-            server=server(args),
-            additional_data=additional_data(args.data),
-            origin=args.origin,
-            allow_insecure=args.insecure,
+            server=server,
+            additional_data=additional_data,
+            origin=origin,
+            allow_insecure=allow_insecure,
         ) as call,
         anyio.create_task_group() as task_group,
     ):
@@ -70,12 +93,11 @@ async def run_chat(args: argparse.Namespace) -> int:
             task_group.cancel_scope.cancel()
 
         task_group.start_soon(show_events)
-        if args.message:
-            await _send_messages(call, args.message, replies, printer)
+        if messages:
+            await _send_messages(call, messages, replies, printer)
         else:
             await _prompt(call, replies, printer)
         await call.terminate()
-    return 0
 
 
 async def _send_messages(

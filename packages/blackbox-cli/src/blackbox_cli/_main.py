@@ -24,6 +24,7 @@ from blackbox_protocol import (
 )
 
 from blackbox_cli._chat import add_chat_options, run_chat
+from blackbox_cli._demo import run_demo
 from blackbox_cli._emulator import add_emulator_options, run_emulator
 from blackbox_cli._options import UsageError, add_connection_options
 
@@ -58,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_options(chat)
     add_chat_options(chat)
     chat.set_defaults(command=run_chat)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole stack offline: an emulator and a conversation with it",
+        description="Start the emulator in this process and hold a short conversation "
+        "with its scripted agent, printing the transcript and the result. No network.",
+    )
+    demo.set_defaults(command=run_demo)
 
     emulator = commands.add_parser(
         "emulator",
