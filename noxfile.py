@@ -68,4 +68,5 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: figures printed beside a baseline measured in the same run."""
     _sync(session)
-    session.run("python", "bench/receive_path.py", *session.posargs)
+    for script in ("receive_path", "chat_roundtrip", "chat_capacity"):
+        session.run("python", f"bench/{script}.py", *session.posargs)

@@ -136,7 +136,8 @@ class Call:
         self._media = media
         self._timeouts = timeouts
         self._clock = clock
-        self._send_lock = anyio.Lock()
+        # Uncontended as a rule: taking it must not yield (each yield is a loop turn).
+        self._send_lock = anyio.Lock(fast_acquire=True)
         self._events_in, self._events_out = anyio.create_memory_object_stream[Event](math.inf)
         self._changed = anyio.Event()
         self._closed = anyio.Event()

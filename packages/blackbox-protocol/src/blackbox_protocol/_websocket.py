@@ -40,7 +40,8 @@ class WebSocket:
     def __init__(self, stream: anyio.abc.ByteStream, protocol: ClientProtocol) -> None:
         self._stream = stream
         self._protocol = protocol
-        self._send_lock = anyio.Lock()
+        # Uncontended as a rule: taking it must not yield (each yield is a loop turn).
+        self._send_lock = anyio.Lock(fast_acquire=True)
         self._messages: deque[str | bytes] = deque()
         self._fragments: list[bytes] = []
         self._fragment_opcode = Opcode.TEXT
