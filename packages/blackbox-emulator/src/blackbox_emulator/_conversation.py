@@ -118,8 +118,9 @@ class Conversation:
             while not self._done:
                 await self._step()
         except WebSocketClosed:
-            # The client went away while the emulator was sending.
-            pass
+            # The client went away while the emulator was sending; what it
+            # sent before it went (a ``terminate``, typically) still arrived.
+            await self._record_the_rest()
         except _Dropped:
             self._record.close_code = None
             return
@@ -303,6 +304,15 @@ class Conversation:
         """The ``silence`` fault: read (and record) until the client gives up."""
         self._done = True
         async for frame in self._ws:
+            self._record.add(Direction.IN, frame, time.time())
+
+    async def _record_the_rest(self) -> None:
+        """Record the frames the client sent before the connection closed."""
+        while True:
+            try:
+                frame = await self._ws.recv()
+            except WebSocketClosed:
+                return
             self._record.add(Direction.IN, frame, time.time())
 
     # Sending.

@@ -508,12 +508,14 @@ async def connect(
             logger.info("connecting failed (%s); retrying in %g s", exc, delay)
             await anyio.sleep(delay)
             attempt += 1
+    raised: BaseException | None = None
     try:
         async with anyio.create_task_group() as task_group:
             call._start(task_group)
             try:
                 yield call
-            except BaseException:
+            except BaseException as exc:
+                raised = exc
                 with anyio.CancelScope(shield=True):
                     await call._abandon()
                 raise
@@ -521,9 +523,20 @@ async def connect(
                 await call._finish()
             finally:
                 task_group.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The task group wraps what the block raised: give the app the typed
+        # error (``except DisconnectedError``) rather than a group of one.
+        if raised is not None and group.exceptions == (raised,):
+            raise raised from raised.__cause__
+        raise
     finally:
         call._close_events()
         with anyio.CancelScope(shield=True):
             await call._websocket.abort()
             if media is not None:
                 await media.close()
+        if call.state is not ConnectionState.CLOSED:
+            # Left early (cancelled, or the block raised): the reader, cancelled,
+            # never saw the close; the socket is gone all the same.
+            websocket = call._websocket
+            call._connection.receive_close(websocket.close_code, websocket.close_reason)

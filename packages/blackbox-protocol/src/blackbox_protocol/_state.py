@@ -198,8 +198,13 @@ def _table(*, voice: bool) -> Mapping[ConnectionState, Row]:
         ),
         _S.ANSWERING: _row(_S.ANSWERING, {_I.ANSWER: _S.ACTIVE}, _INFORMATIVE, _TOOLS, _ENDINGS),
         _S.ACTIVE: _row(_S.ACTIVE, _INFORMATIVE, _TOOLS, chat, _ENDINGS),
+        # ``event connection`` may cross an early ``terminate`` on the wire.
         _S.TERMINATING: _row(
-            _S.TERMINATING, _INFORMATIVE, _TOOLS, {_I.RESULT: _S.ENDED, _I.ERROR: _S.FAILED}
+            _S.TERMINATING,
+            {_I.SESSION_READY: None},
+            _INFORMATIVE,
+            _TOOLS,
+            {_I.RESULT: _S.ENDED, _I.ERROR: _S.FAILED},
         ),
         _S.ENDED: _row(_S.ENDED, _INFORMATIVE),
         _S.FAILED: _row(_S.FAILED),

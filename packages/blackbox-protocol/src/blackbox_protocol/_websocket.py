@@ -154,10 +154,18 @@ class WebSocket:
                 self._protocol.receive_eof()
             else:
                 self._protocol.receive_data(data)
+                if self._protocol.parser_exc is not None and not self._failure:
+                    # We failed the connection (a frame too big, invalid): say why.
+                    self._failure = str(self._protocol.parser_exc)
             for frame in self._protocol.events_received():
                 assert isinstance(frame, Frame), "the handshake is over"
                 self._on_frame(frame)
-            await self._flush()
+            try:
+                await self._flush()
+            except (*_NETWORK_ERRORS, anyio.ClosedResourceError):
+                # The connection is gone (dropped, or aborted by the keepalive):
+                # nothing more can be sent, and the next read reports the end.
+                pass
         return self._messages.popleft()
 
     async def keepalive(self, interval: float, timeout: float) -> None:
