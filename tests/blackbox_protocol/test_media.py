@@ -65,4 +65,3 @@ def test_an_audio_frame_knows_its_length() -> None:
     assert stereo.samples == 480
     assert stereo.duration == pytest.approx(0.01)
     assert AudioFrame(pcm=bytes(320), sample_rate=8000).duration == pytest.approx(0.02)
-

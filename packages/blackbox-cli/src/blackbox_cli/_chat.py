@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import threading
 
 import anyio
-import anyio.to_thread
-from blackbox_protocol import BlackBoxError, Call, CallType, connect
+import anyio.from_thread
+import anyio.lowlevel
+from blackbox_protocol import BlackBoxError, Call, CallType, Timeouts, connect
 
-from blackbox_cli._options import additional_data, server, token
+from blackbox_cli._options import additional_data, positive, server, timeouts, token
 from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
 from blackbox_cli._replies import ReplyTracker
 
@@ -29,14 +33,14 @@ def add_chat_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reply-pause",
         metavar="S",
-        type=float,
+        type=positive,
         default=1.0,
         help="seconds without new agent text that end its reply (default: 1.0)",
     )
     parser.add_argument(
         "--reply-timeout",
         metavar="S",
-        type=float,
+        type=positive,
         default=30.0,
         help="seconds to wait for the agent to start a reply (default: 30)",
     )
@@ -50,9 +54,11 @@ async def run_chat(args: argparse.Namespace) -> int:
         messages=args.message,
         printer=JsonPrinter() if args.json else HumanPrinter(),
         replies=ReplyTracker(pause=args.reply_pause, timeout=args.reply_timeout),
+        json=args.json,
         additional_data=additional_data(args.data),
         origin=args.origin,
         allow_insecure=args.insecure,
+        timeouts=timeouts(args),
     )
     return 0
 
@@ -64,9 +70,11 @@ async def converse(
     messages: list[str],
     printer: Printer,
     replies: ReplyTracker,
+    json: bool = False,
     additional_data: dict[str, str] | None = None,
     origin: str | None = None,
     allow_insecure: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> None:
     """Chat: send ``messages`` one reply apart (or prompt when empty), then terminate."""
     async with (
@@ -77,6 +85,7 @@ async def converse(
             additional_data=additional_data,
             origin=origin,
             allow_insecure=allow_insecure,
+            timeouts=timeouts or Timeouts(),
         ) as call,
         anyio.create_task_group() as task_group,
     ):
@@ -96,7 +105,7 @@ async def converse(
         if messages:
             await _send_messages(call, messages, replies, printer)
         else:
-            await _prompt(call, replies, printer)
+            await _prompt(call, replies, printer, json=json)
         await call.terminate()
 
 
@@ -113,20 +122,67 @@ async def _send_messages(
         printer.end_reply()
 
 
-async def _prompt(call: Call, replies: ReplyTracker, printer: Printer) -> None:
+async def _prompt(call: Call, replies: ReplyTracker, printer: Printer, *, json: bool) -> None:
+    # A person at a terminal gets a prompt; lines piped in are shown as sent,
+    # as with --message; --json output stays JSON.
+    typed = sys.stdin.isatty()
+    prompt = "you: " if typed and not json else ""
     while True:
         await replies.settle(expect_reply=False)
         printer.end_reply()
-        line = await anyio.to_thread.run_sync(_read_line, abandon_on_cancel=True)
+        line = await _next_line(prompt)
         if line is None or line.strip() in ("/quit", "/exit"):
             return
         if line.strip():
+            if not typed:
+                printer.sent(line.strip())
             await call.send_text(line.strip())
             await replies.settle(expect_reply=True)
 
 
-def _read_line() -> str | None:
-    try:
-        return input("you: ")
-    except EOFError:
-        return None
+async def _next_line(prompt: str) -> str | None:
+    """The user's next line, ``None`` at the end of input.
+
+    A read of stdin cannot be cancelled, so it runs in a daemon thread: one
+    left blocked by Ctrl-C must not keep the process alive (anyio's worker
+    threads are not daemons: the interpreter would wait for it at exit).
+    """
+    done = anyio.Event()
+    lines: list[str | None] = []
+    failures: list[BaseException] = []
+    token = anyio.lowlevel.current_token()
+
+    def read() -> None:
+        try:
+            lines.append(_read_line(prompt))
+        except BaseException as exc:
+            failures.append(exc)
+        # Once interrupted, nobody waits for this line any more.
+        with contextlib.suppress(anyio.RunFinishedError):
+            anyio.from_thread.run_sync(done.set, token=token)
+
+    threading.Thread(target=read, name="blackbox-stdin", daemon=True).start()
+    await done.wait()
+    if failures:
+        raise failures[0]
+    return lines[0]
+
+
+def _read_line(prompt: str) -> str | None:
+    """Prompt, then read a line of stdin; ``None`` at its end.
+
+    The descriptor is read directly, unbuffered: a thread blocked here holds
+    no lock of ``sys.stdin``, which the interpreter takes at exit (a daemon
+    thread blocked in ``input()`` makes the exit abort).
+    """
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(sys.stdin.fileno(), 1)
+        if not byte:
+            if not line:
+                return None
+            break
+        line += byte
+    return line.decode(sys.stdin.encoding or "utf-8", errors="replace").rstrip("\r\n")

@@ -44,13 +44,16 @@ async def run_emulator(args: argparse.Namespace) -> int:
         script = None if args.script is None else AgentScript.load(args.script)
     except (OSError, ScriptError) as exc:
         raise UsageError(f"cannot use the script {args.script}: {exc}") from None
-    emulator = Emulator(
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        script=script,
-        fault=None if args.fault is None else Fault(args.fault),
-    )
+    try:
+        emulator = Emulator(
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            script=script,
+            fault=None if args.fault is None else Fault(args.fault),
+        )
+    except ValueError as exc:  # an empty --token
+        raise UsageError(str(exc)) from None
     given_token = args.token is not None
 
     def ready(running: Emulator) -> None:
@@ -65,5 +68,11 @@ async def run_emulator(args: argparse.Namespace) -> int:
         )
         sys.stdout.flush()
 
-    await serve(emulator, ready=ready)
+    try:
+        await serve(emulator, ready=ready)
+    except OSError as exc:  # the address is taken or not this machine's
+        raise UsageError(
+            f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc} "
+            "(--port 0 picks a free port)"
+        ) from None
     return 0

@@ -9,6 +9,7 @@ failure prints one line on stderr.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``blackbox`` with ``argv`` (default: the process's arguments); return the exit status."""
     args = build_parser().parse_args(argv)
+    # The SDK's warnings (a tool that failed, an ignored frame) as notes on stderr.
+    logging.basicConfig(format="[%(levelname)s %(name)s: %(message)s]", level=logging.WARNING)
     command: Command = args.command
     try:
         return anyio.run(command, args)

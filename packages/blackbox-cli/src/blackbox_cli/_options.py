@@ -6,9 +6,17 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from blackbox_protocol import DEFAULT_SERVER
+from blackbox_protocol import DEFAULT_SERVER, Timeouts
 
-__all__ = ["UsageError", "add_connection_options", "additional_data", "server", "token"]
+__all__ = [
+    "UsageError",
+    "add_connection_options",
+    "additional_data",
+    "positive",
+    "server",
+    "timeouts",
+    "token",
+]
 
 
 class UsageError(Exception):
@@ -45,6 +53,27 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per line for every event"
     )
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=positive,
+        default=10.0,
+        help="seconds allowed for connecting, and for the agent's session to be ready "
+        "(default: 10)",
+    )
+
+
+def positive(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def timeouts(args: argparse.Namespace) -> Timeouts:
+    """The driver's waits, with ``--timeout`` for connecting and the session."""
+    return Timeouts(open=args.timeout, session=args.timeout)
 
 
 def token(args: argparse.Namespace) -> str:

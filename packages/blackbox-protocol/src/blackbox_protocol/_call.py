@@ -296,14 +296,17 @@ class Call:
                 result = await _call_handler(handler, request.args)
             except Exception as exc:
                 logger.warning("tool %r failed: %s: %s", request.name, type(exc).__name__, exc)
-                self._connection.fail_tool(
-                    request.id, f"{type(exc).__name__}: {exc}", now=self._clock()
-                )
+                if request.id in self._connection.pending_tool_ids:
+                    self._connection.fail_tool(
+                        request.id, f"{type(exc).__name__}: {exc}", now=self._clock()
+                    )
             else:
-                try:
-                    self._connection.reply_to_tool(request.id, result, now=self._clock())
-                except LocalProtocolError as exc:
-                    self._connection.fail_tool(request.id, str(exc), now=self._clock())
+                # Not pending any more: the conversation ended while the tool ran.
+                if request.id in self._connection.pending_tool_ids:
+                    try:
+                        self._connection.reply_to_tool(request.id, result, now=self._clock())
+                    except LocalProtocolError as exc:  # the result is not JSON
+                        self._connection.fail_tool(request.id, str(exc), now=self._clock())
             finally:
                 self._tool_scopes.pop(request.id, None)
         if not scope.cancelled_caught:
