@@ -20,7 +20,6 @@ from blackbox_emulator import (
 from blackbox_emulator.thread import EmulatorFactory
 from blackbox_protocol import (
     Call,
-    ConnectionState,
     Event,
     TextReceived,
     Timeouts,
@@ -281,8 +280,10 @@ async def test_every_request_gets_exactly_one_response(
                 await ask(call, f"weather in {city}", f"In {city}")
             for name in ("fails", "slow", "answers", "unknown", "answers"):
                 await ask(call, f"call {name}", "result=")
-            await call.terminate()
-            assert call.state is ConnectionState.ENDED
+            result = await call.terminate()
+            # The socket may already be closing: the result is what proves the end.
+            assert result is not None
+            assert result.status == "Completed"
         record = await finished(emulator)
 
     exchanges = tool_exchanges(record)

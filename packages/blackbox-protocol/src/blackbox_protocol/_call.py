@@ -202,7 +202,7 @@ class Call:
             self._connection.terminate(now=self._clock())
             await self._after_input()
         while self.state is ConnectionState.TERMINATING:
-            await self._wait_change()
+            await self._changed.wait()
         self._raise_failure()
         return self.result
 
@@ -271,9 +271,6 @@ class Call:
                 except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                     # The reader sees the same end and reports it as a disconnection.
                     return
-
-    async def _wait_change(self) -> None:
-        await self._changed.wait()
 
     def _raise_failure(self) -> None:
         if self._connection.error is not None:
