@@ -31,6 +31,7 @@ from blackbox_protocol.errors import (
     ConnectError,
     DisconnectedError,
     LocalProtocolError,
+    MediaError,
     ProtocolTimeout,
 )
 from blackbox_protocol.events import (
@@ -41,7 +42,7 @@ from blackbox_protocol.events import (
     ToolRequested,
     ToolTimedOut,
 )
-from blackbox_protocol.media import AudioSession
+from blackbox_protocol.media import AudioSession, MediaState
 from blackbox_protocol.messages import CallType, ConversationResultData
 
 __all__ = ["Call", "Retry", "Timeouts", "ToolHandler", "connect"]
@@ -143,6 +144,8 @@ class Call:
         self._closed = anyio.Event()
         self._closing = False
         self._tool_scopes: dict[str, anyio.CancelScope] = {}
+        #: Why the media ended the call, when it did: raised instead of the disconnection.
+        self._media_error: MediaError | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
@@ -170,10 +173,13 @@ class Call:
         try:
             event = await self._events_out.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
+            event = None
         if isinstance(event, ConversationFailed):
-            raise event.error
-        if isinstance(event, ConnectionClosed):
+            raise self._media_error or event.error
+        if event is None or isinstance(event, ConnectionClosed):
+            # A call its media ended closes cleanly (after terminate), yet it failed.
+            if self._media_error is not None:
+                raise self._media_error
             raise StopAsyncIteration
         return event
 
@@ -273,8 +279,9 @@ class Call:
                     return
 
     def _raise_failure(self) -> None:
-        if self._connection.error is not None:
-            raise self._connection.error
+        error = self._media_error or self._connection.error
+        if error is not None:
+            raise error
 
     async def _close_socket(self) -> None:
         await self._websocket.close()
@@ -313,13 +320,26 @@ class Call:
         assert self._media is not None, "connect() requires media for a webCall"
         try:
             answer = await self._media.answer(offer)
-        except BlackBoxError as exc:
-            logger.warning("the media backend could not answer the offer: %s", exc)
-            await self._abandon()
+        except MediaError as exc:
+            await self._media_failed(exc)
             return
         if self.state is ConnectionState.ANSWERING:
             self._connection.answer(answer, now=self._clock())
             await self._after_input()
+            self._spawn(self._watch_media)
+
+    async def _watch_media(self) -> None:
+        assert self._media is not None, "only a webCall answers"
+        async for state in self._media.state_changes():
+            if state is MediaState.FAILED:
+                await self._media_failed(MediaError("the audio connection failed"))
+                return
+
+    async def _media_failed(self, error: MediaError) -> None:
+        """The call cannot go on without its audio: end it, and report this error."""
+        logger.warning("ending the call: %s", error)
+        self._media_error = error
+        await self._abandon()
 
     def _close_events(self) -> None:
         """Release the event queue; iterating afterwards just ends."""

@@ -20,6 +20,7 @@ __all__ = [
     "DisconnectedError",
     "InvalidMessage",
     "LocalProtocolError",
+    "MediaError",
     "ProtocolTimeout",
     "RemoteProtocolError",
     "ServiceError",
@@ -98,6 +99,13 @@ class DisconnectedError(BlackBoxError):
         )
         self.code = code
         self.reason = reason
+
+
+class MediaError(BlackBoxError):
+    """The media backend failed: the offer could not be answered, or audio stopped.
+
+    Backends raise subclasses that say which; the driver ends the call with it.
+    """
 
 
 class ServiceError(BlackBoxError):
