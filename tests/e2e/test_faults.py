@@ -7,9 +7,7 @@ reconnection (``Retry``): what is retried, and what never is.
 from __future__ import annotations
 
 import logging
-import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +15,6 @@ import anyio
 import pytest
 from blackbox_emulator import (
     AgentScript,
-    ConversationRecord,
     Direction,
     Emulator,
     EmulatorThread,
@@ -46,28 +43,12 @@ from blackbox_protocol import (
     connect,
 )
 
+from tests.e2e._calls import assistant_said, finished, free_port, until
+
 pytestmark = pytest.mark.anyio
 
 LIMIT = 15
 GREETING = AgentScript.default().greeting
-
-
-def assistant_said(text: str) -> Callable[[Event], bool]:
-    def predicate(event: Event) -> bool:
-        return (
-            isinstance(event, TextReceived) and event.source == "assistant" and event.text == text
-        )
-
-    return predicate
-
-
-async def until(call: Call, predicate: Callable[[Event], bool]) -> list[Event]:
-    seen: list[Event] = []
-    async for event in call:
-        seen.append(event)
-        if predicate(event):
-            return seen
-    raise AssertionError(f"the call ended before the awaited event; it yielded {seen}")
 
 
 @dataclass
@@ -91,19 +72,6 @@ async def run_to_the_end(outcome: Outcome, token: str, server: str, **options: A
             outcome.events.append(event)
 
 
-async def records(emulator: EmulatorThread) -> list[ConversationRecord]:
-    await anyio.to_thread.run_sync(emulator.wait_until_idle, 5.0)
-    return emulator.conversations
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 # The emulator's faults.
 
 
@@ -115,7 +83,7 @@ async def test_drop_is_a_disconnection_without_close_code(
     with anyio.fail_after(LIMIT):
         with pytest.raises(DisconnectedError) as raised:
             await run_to_the_end(outcome, emulator.token, emulator.server)
-        (record,) = await records(emulator)
+        (record,) = await finished(emulator)
 
     assert raised.value.code is None
     assert "no close frame" in str(raised.value)
@@ -139,7 +107,7 @@ async def test_garbage_is_reported_and_the_conversation_completes(
             events = await until(call, assistant_said(GREETING[-1]))
             await call.send_text("bye")
             events += [event async for event in call]
-        (record,) = await records(emulator)
+        (record,) = await finished(emulator)
 
     violations = [e for e in events if isinstance(e, ProtocolViolation)]
     assert [v.excerpt for v in violations] == [
@@ -167,7 +135,7 @@ async def test_silence_times_out_waiting_for_the_session(
             ):
                 pytest.fail("the block is entered only once the session is ready")
         elapsed = time.monotonic() - start
-        (record,) = await records(emulator)
+        (record,) = await finished(emulator)
 
     assert raised.value.waiting_for == "event connection"
     assert raised.value.seconds == 1
@@ -185,7 +153,7 @@ async def test_a_huge_frame_over_the_limit_is_a_violation_and_the_call_goes_on(
         async with connect(emulator.token, server=emulator.server) as call:
             events = await until(call, assistant_said(GREETING[-1]))
             result = await call.terminate()
-        (record,) = await records(emulator)
+        (record,) = await finished(emulator)
 
     (violation,) = [e for e in events if isinstance(e, ProtocolViolation)]
     assert violation.reason.startswith("a frame of ")
@@ -210,7 +178,7 @@ async def test_a_frame_past_the_websocket_limit_is_a_disconnection(
             await run_to_the_end(
                 outcome, emulator.token, emulator.server, max_frame_size=1024 * 1024
             )
-        (record,) = await records(emulator)
+        (record,) = await finished(emulator)
 
     assert raised.value.code is None
     # Why the connection failed must show: the client, not the server, ended it.
@@ -228,7 +196,7 @@ async def test_the_error_fault_is_a_configuration_error(
         with pytest.raises(ConfigurationError) as raised:
             async with connect(emulator.token, server=emulator.server):
                 pytest.fail("the block is entered only once the session is ready")
-        (record,) = await records(emulator)
+        (record,) = await finished(emulator)
 
     assert raised.value.message == "Web integration is not enabled"
     assert record.error == "Web integration is not enabled"
@@ -244,7 +212,7 @@ async def test_a_wrong_token_is_an_authentication_error(
         with pytest.raises(AuthenticationError) as raised:
             async with connect("not-the-token", server=blackbox_emulator.server):
                 pytest.fail("the block is entered only once the session is ready")
-        (record,) = await records(blackbox_emulator)
+        (record,) = await finished(blackbox_emulator)
 
     assert raised.value.message == "Invalid token"
     assert record.error == "Invalid token"
@@ -294,7 +262,7 @@ async def test_a_retry_reaches_a_server_that_starts_late(caplog: pytest.LogCaptu
                     "late-token", server=f"ws://127.0.0.1:{port}", retry=retry
                 ) as call:
                     result = await call.terminate()
-            (record,) = await records(emulator)
+            (record,) = await finished(emulator)
     finally:
         await anyio.to_thread.run_sync(emulator.stop)
 
@@ -330,7 +298,7 @@ async def test_service_errors_are_never_retried(
             ):
                 pytest.fail("the block is entered only once the session is ready")
         elapsed = time.monotonic() - start
-        conversations = await records(emulator)
+        conversations = await finished(emulator)
 
     assert len(conversations) == 1
     assert elapsed < 0.5
@@ -347,6 +315,6 @@ async def test_no_reconnection_once_the_conversation_started(
             await run_to_the_end(outcome, emulator.token, emulator.server, retry=retry)
         # Longer than the first retry's delay: a reconnection would be on record.
         await anyio.sleep(0.3)
-        conversations = await records(emulator)
+        conversations = await finished(emulator)
 
     assert len(conversations) == 1

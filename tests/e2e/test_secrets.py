@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import traceback
 from collections.abc import Iterator
 
@@ -18,6 +17,8 @@ from blackbox_protocol import (
     TextReceived,
     connect,
 )
+
+from tests.e2e._calls import finished, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -45,13 +46,6 @@ def shown(error: BaseException) -> Iterator[str]:
         yield repr(current)
         yield repr(current.args)
         current = current.__cause__ or current.__context__
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def test_the_token_appears_nowhere(
@@ -89,9 +83,8 @@ async def test_the_token_appears_nowhere(
                 pass
         texts += shown(unreachable.value)
 
-        await anyio.to_thread.run_sync(emulator.wait_until_idle, 5.0)
+        records = await finished(emulator)
 
-    records = emulator.conversations
     texts += [repr(emulator), *(repr(r) for r in records), *(r.path for r in records)]
     out, err = capsys.readouterr()
     texts += [out, err, caplog.text]

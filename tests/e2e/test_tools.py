@@ -13,7 +13,6 @@ from blackbox_emulator import (
     AgentScript,
     ConversationRecord,
     Direction,
-    EmulatorThread,
     ToolSpec,
     Turn,
 )
@@ -28,6 +27,8 @@ from blackbox_protocol import (
     ToolTimedOut,
     connect,
 )
+
+from tests.e2e._calls import finished, until
 
 pytestmark = pytest.mark.anyio
 
@@ -63,16 +64,6 @@ def reply_starting(prefix: str) -> Callable[[Event], bool]:
     return predicate
 
 
-async def until(call: Call, predicate: Callable[[Event], bool]) -> list[Event]:
-    """The events up to and including the first one ``predicate`` accepts."""
-    seen: list[Event] = []
-    async for event in call:
-        seen.append(event)
-        if predicate(event):
-            return seen
-    raise AssertionError(f"the call ended before the awaited event; it yielded {seen}")
-
-
 async def ask(call: Call, text: str, reply_prefix: str) -> tuple[list[Event], str]:
     """Say ``text``; the events up to the agent's reply, and the reply."""
     await call.send_text(text)
@@ -80,12 +71,6 @@ async def ask(call: Call, text: str, reply_prefix: str) -> tuple[list[Event], st
     last = events[-1]
     assert isinstance(last, TextReceived)
     return events, last.text
-
-
-async def finished(emulator: EmulatorThread) -> ConversationRecord:
-    await anyio.to_thread.run_sync(emulator.wait_until_idle, 5.0)
-    (record,) = emulator.conversations
-    return record
 
 
 def tool_exchanges(record: ConversationRecord) -> list[tuple[str, str, Any]]:
@@ -133,7 +118,7 @@ async def test_a_tool_handler_answers(
         async with connect(emulator.token, server=emulator.server, tools=tools) as call:
             events, reply = await ask(call, "weather in Paris", "In Paris")
             await call.terminate()
-        record = await finished(emulator)
+        (record,) = await finished(emulator)
 
     (requested,) = [e for e in events if isinstance(e, ToolRequested)]
     assert (requested.name, dict(requested.args)) == (
@@ -158,7 +143,7 @@ async def test_a_failing_handler_sends_an_error_result_and_the_call_goes_on(
             _, reply = await ask(call, "call broken", "result=")
             _, echo = await ask(call, "still there?", "echo:")
             result = await call.terminate()
-        record = await finished(emulator)
+        (record,) = await finished(emulator)
 
     error = {"error": "ValueError: the weather service is down"}
     assert reply == 'result={"error": "ValueError: the weather service is down"}'
@@ -178,7 +163,7 @@ async def test_an_unregistered_tool_gets_an_error_result(
             _, reply = await ask(call, "call nowhere", "result=")
             _, echo = await ask(call, "and now?", "echo:")
             await call.terminate()
-        record = await finished(emulator)
+        (record,) = await finished(emulator)
 
     ((_, name, sent),) = tool_exchanges(record)
     assert name == "nowhere"
@@ -212,7 +197,7 @@ async def test_a_slow_async_handler_times_out_and_the_call_goes_on(
             await cancelled.wait()
             _, echo = await ask(call, "next", "echo:")
             await call.terminate()
-        record = await finished(emulator)
+        (record,) = await finished(emulator)
 
     (requested,) = [e for e in events if isinstance(e, ToolRequested)]
     (timed_out,) = [e for e in events if isinstance(e, ToolTimedOut)]
@@ -249,7 +234,7 @@ async def test_a_slow_sync_handler_times_out_and_its_late_result_is_dropped(
             # A round trip after the handler returned: a late response would come before it.
             await ask(call, "next", "echo:")
             await call.terminate()
-        record = await finished(emulator)
+        (record,) = await finished(emulator)
 
     assert any(isinstance(e, ToolTimedOut) for e in events)
     ((_, _, sent),) = tool_exchanges(record)
@@ -284,7 +269,7 @@ async def test_every_request_gets_exactly_one_response(
             # The socket may already be closing: the result is what proves the end.
             assert result is not None
             assert result.status == "Completed"
-        record = await finished(emulator)
+        (record,) = await finished(emulator)
 
     exchanges = tool_exchanges(record)
     assert len(exchanges) == 8
