@@ -80,6 +80,13 @@ async def test_a_failing_media_hook_ends_the_call_failed() -> None:
         async def answered(self, sdp: str) -> None:
             raise AssertionError("never called")
 
+        async def speak(self, text: str) -> None:
+            raise AssertionError("never called")
+
+        @property
+        def recording(self) -> Path | None:
+            return None
+
         async def aclose(self) -> None:
             pass
 

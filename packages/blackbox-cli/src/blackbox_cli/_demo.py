@@ -1,36 +1,57 @@
 """``blackbox demo``: the whole stack offline, in one process, with no arguments.
 
-It starts the emulator in-process on a free loopback port and holds a short
-conversation with its scripted agent through the real driver and a real
-WebSocket, printing the transcript and the result.
+It starts the emulator in-process on a free loopback port and places a voice
+call to its scripted agent with the file backend: real signaling over a real
+WebSocket, real WebRTC audio both ways. The caller says a clip shipped with
+this package; the transcript and the result are printed, and the agent's
+side of the call is recorded to a WAV file.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.resources import as_file, files
+from pathlib import Path
 
 from blackbox_emulator import Emulator
 
-from blackbox_cli._chat import converse
+from blackbox_cli._call import TurnsAnswered, place_call
 from blackbox_cli._output import HumanPrinter
-from blackbox_cli._replies import ReplyTracker
 
-__all__ = ["DEMO_MESSAGES", "run_demo"]
+__all__ = ["add_demo_options", "run_demo"]
 
-#: What the demo's caller says.
-DEMO_MESSAGES = ["Hello! Who am I talking to?", "Thanks, that is all."]
+#: The caller's clip: a synthesized voice asking for a haircut.
+CALLER_CLIP = "clips/caller.wav"
+
+
+def add_demo_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``blackbox demo``."""
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        type=Path,
+        default=Path("blackbox-demo.wav"),
+        help="where to record the call, both sides in stereo (default: blackbox-demo.wav)",
+    )
 
 
 async def run_demo(args: argparse.Namespace) -> int:
     """Run ``blackbox demo``."""
-    async with Emulator(port=0) as emulator:
-        sys.stderr.write(f"[emulator listening on {emulator.server}]\n")
-        await converse(
-            emulator.token,
-            server=emulator.server,
-            messages=DEMO_MESSAGES,
-            printer=HumanPrinter(),
-            replies=ReplyTracker(pause=0.5, timeout=10.0),
-        )
+    from blackbox_media_file import FileSession
+
+    turns = TurnsAnswered(1)
+    with as_file(files("blackbox_cli").joinpath(CALLER_CLIP)) as clip:
+        async with Emulator(port=0) as emulator:
+            sys.stderr.write(f"[emulator listening on {emulator.server}]\n")
+            media = FileSession([clip], record_stereo=args.record, on_event=turns.saw)
+            await place_call(
+                emulator.token,
+                server=emulator.server,
+                media=media,
+                printer=HumanPrinter(show_user=True),
+                until=turns.wait,
+                duration=60.0,
+            )
+    sys.stdout.write(f"recording (left: caller, right: agent): {args.record}\n")
     return 0

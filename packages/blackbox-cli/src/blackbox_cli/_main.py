@@ -22,10 +22,13 @@ from blackbox_protocol import (
     ConnectError,
     DisconnectedError,
     LocalProtocolError,
+    MediaError,
 )
 
+from blackbox_cli._call import add_call_options, run_call
 from blackbox_cli._chat import add_chat_options, run_chat
-from blackbox_cli._demo import run_demo
+from blackbox_cli._demo import add_demo_options, run_demo
+from blackbox_cli._devices import run_devices
 from blackbox_cli._emulator import add_emulator_options, run_emulator
 from blackbox_cli._options import UsageError, add_connection_options
 
@@ -61,12 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_options(chat)
     chat.set_defaults(command=run_chat)
 
+    call = commands.add_parser(
+        "call",
+        help="a voice call: files with --play, else the microphone and speaker",
+        description="Call an agent by voice. With --play, the files are played as the caller "
+        "(several make a turn script) and nothing needs a sound card; without, the microphone "
+        "and speaker are used. The transcript is printed as it arrives; Ctrl-C hangs up "
+        "cleanly and keeps the recording.",
+    )
+    add_connection_options(call)
+    add_call_options(call)
+    call.set_defaults(command=run_call)
+
+    devices = commands.add_parser(
+        "devices",
+        help="list the audio inputs and outputs",
+        description="List the microphones and speakers blackbox call can use.",
+    )
+    devices.set_defaults(command=run_devices)
+
     demo = commands.add_parser(
         "demo",
-        help="the whole stack offline: an emulator and a conversation with it",
-        description="Start the emulator in this process and hold a short conversation "
-        "with its scripted agent, printing the transcript and the result. No network.",
+        help="the whole stack offline: a voice call to an in-process emulator",
+        description="Start the emulator in this process and call its scripted agent by "
+        "voice with the file backend, printing the transcript and the result and recording "
+        "the call. No network, no sound card.",
     )
+    add_demo_options(demo)
     demo.set_defaults(command=run_demo)
 
     emulator = commands.add_parser(
@@ -128,6 +152,8 @@ def _describe(error: BlackBoxError) -> tuple[int, str]:
             return EXIT_CONFIGURATION, f"the integration refused this client: {error}"
         case LocalProtocolError():
             return EXIT_USAGE, str(error)
+        case MediaError():
+            return EXIT_CONNECTION, f"the call's audio failed: {error}"
         case ConnectError() | DisconnectedError():
             return EXIT_CONNECTION, f"connection failed: {error}"
         case _:

@@ -78,10 +78,15 @@ class JsonPrinter:
 class HumanPrinter:
     """The transcript on stdout, the agent's words as they stream; the rest on stderr."""
 
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, *, show_user: bool = False
+    ) -> None:
         self._out = out
         self._err = err
         self._in_reply = False
+        # In chat the user's text is echoed back as typed; in a call it is what
+        # the service heard, which is worth showing.
+        self._show_user = show_user
 
     def event(self, event: Event) -> None:
         match event:
@@ -91,6 +96,8 @@ class HumanPrinter:
                     self._in_reply = True
                 self._out.write(text)
                 self._out.flush()
+            case TextReceived(source="user", text=text) if self._show_user:
+                self.sent(text)
             case Connected():
                 self._note(f"connected (conversation {event.conversation_id})")
             case ToolRequested(name=name, args=args):

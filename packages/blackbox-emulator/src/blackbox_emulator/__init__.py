@@ -1,7 +1,10 @@
 """blackbox_emulator: a local BlackBox-compatible server for offline tests.
 
 ``Emulator`` serves the web-integration protocol on loopback with a scripted
-agent (``AgentScript``) and optional fault injection (``Fault``);
+agent (``AgentScript``) that also speaks on voice calls, through the
+emulator's own WebRTC peer (``voice.VoicePeer``, imported with aiortc only
+when a call starts; its tones are described in ``speech``), and optional
+fault injection (``Fault``);
 ``EmulatorThread`` and ``run_in_thread`` run it outside asyncio; the pytest
 plugin (``blackbox_emulator.pytest_plugin``) provides the fixtures
 ``blackbox_emulator`` and ``blackbox_emulator_factory``.
@@ -21,7 +24,15 @@ from blackbox_emulator.emulator import (
 from blackbox_emulator.faults import Fault
 from blackbox_emulator.media import MediaFactory, MediaHook
 from blackbox_emulator.records import ConversationRecord, Direction, FrameRecord
-from blackbox_emulator.script import AgentScript, ScriptError, ToolSpec, Turn
+from blackbox_emulator.script import (
+    AgentScript,
+    OfferKey,
+    OfferStyle,
+    ScriptError,
+    ToolSpec,
+    Turn,
+    VoiceOptions,
+)
 from blackbox_emulator.thread import (
     EmulatorFactory,
     EmulatorOptions,
@@ -48,11 +59,14 @@ __all__ = [
     "FrameRecord",
     "MediaFactory",
     "MediaHook",
+    "OfferKey",
+    "OfferStyle",
     "Say",
     "ScriptError",
     "ScriptedAgent",
     "ToolSpec",
     "Turn",
+    "VoiceOptions",
     "run_in_thread",
     "serve",
 ]

@@ -4,16 +4,19 @@ The loop is the usual sans-IO driver: receive a frame (or let the core's
 deadline pass), feed it to the core, act on the core's events, send the
 frames it queued. The agent's decisions come from ``ScriptedAgent``; the
 faults act at fixed points (after ``initialize``, after ``event connection``,
-after each agent text chunk, before the end). Everything is sequential, so a
-message that arrives while the agent is speaking waits for the reply to end.
+at the offer, after each agent text chunk, before the end). Everything is
+sequential, so a message that arrives while the agent is speaking (pacing its
+chunks, or voicing them in a call) waits for the reply to end.
 """
 
 from __future__ import annotations
 
 import asyncio  # noqa: TID251 -- the emulator serves on websockets' asyncio server
+import importlib
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Final
 
 from blackbox_protocol import (
@@ -30,26 +33,26 @@ from blackbox_protocol import (
     TerminateReceived,
     ToolResponseReceived,
     UnknownMessageReceived,
+    encode,
 )
 from blackbox_protocol import Event as CoreEvent
-from blackbox_protocol.messages import CallType, ConversationResultData
+from blackbox_protocol.messages import CallType, ConversationResultData, SdpInvite, SdpInviteData
 from websockets.asyncio.server import ServerConnection as WebSocket
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
 
+from blackbox_emulator._sdp import bad_offer, candidate_hosts, next_version, redirect_candidates
 from blackbox_emulator.agent import Action, AskTool, Finish, Say, ScriptedAgent
 from blackbox_emulator.faults import HUGE_FRAME_CHARS, Fault, garbage_frames
 from blackbox_emulator.media import MediaFactory, MediaHook
 from blackbox_emulator.records import ConversationRecord, Direction
-from blackbox_emulator.script import AgentScript
+from blackbox_emulator.script import AgentScript, VoiceOptions
 
-__all__ = ["MEDIA_FAILED", "NOT_ENABLED", "VOICE_UNSUPPORTED", "Conversation"]
+__all__ = ["MEDIA_FAILED", "NOT_ENABLED", "Conversation"]
 
 _log = logging.getLogger("blackbox_emulator.conversation")
 
 #: The service's error for a disabled integration (the ``error`` fault).
 NOT_ENABLED: Final = "Web integration is not enabled"
-#: The ``errorMessage`` of a ``webCall`` when no media hook is configured.
-VOICE_UNSUPPORTED: Final = "voice is not supported by this emulator yet"
 #: The start of the ``errorMessage`` of a ``webCall`` whose media hook raised.
 MEDIA_FAILED: Final = "the emulator's media failed"
 #: PROTOCOL.md gives no close code after an error frame; 1008 (policy) fits them all.
@@ -78,7 +81,11 @@ class Conversation:
         script: what the agent says.
         fault: the fault to inject, or ``None``.
         initialize_timeout: seconds the client has to send ``initialize``.
-        media: makes the media hook of a ``webCall``; ``None``: voice unsupported.
+        media: makes the media hook of a ``webCall``; ``None``: the emulator's
+            own aiortc peer (``voice.VoicePeer``), shaped by ``voice``.
+        voice: the offer's style and key, and the echo agent.
+        record_dir: where the built-in peer records each call's caller audio;
+            ``None``: no recording.
     """
 
     def __init__(
@@ -90,6 +97,8 @@ class Conversation:
         fault: Fault | None,
         initialize_timeout: float,
         media: MediaFactory | None,
+        voice: VoiceOptions | None = None,
+        record_dir: Path | None = None,
     ) -> None:
         self._ws = websocket
         self._record = record
@@ -97,6 +106,14 @@ class Conversation:
         self._fault = fault
         self._media_factory = media
         self._media: MediaHook | None = None
+        self._voice = voice if voice is not None else script.voice
+        self._record_dir = record_dir
+        #: Whether the media flows, so the agent's chunks are voiced.
+        self._speaking = False
+        #: The ``no-ice`` fault's socket that swallows the client's ICE checks.
+        self._black_hole: asyncio.DatagramTransport | None = None
+        #: The offer sent (the ``second-offer`` fault sends it again).
+        self._offer: str | None = None
         # Replaced at ``initialize`` by one given the request's ``additionalData``;
         # before it, the core lets nothing that reaches the agent through.
         self._agent = ScriptedAgent(script)
@@ -125,8 +142,7 @@ class Conversation:
             self._record.close_code = None
             return
         finally:
-            if self._media is not None:
-                await self._media.aclose()
+            await self._stop_media()
         code = self._ws.close_code
         self._record.close_code = None if code == _NO_CLOSE_FRAME else code
 
@@ -219,28 +235,98 @@ class Conversation:
 
     async def _start_media(self, event: InitializeReceived) -> None:
         """Voice: offer, and let the agent speak once the answer comes (see ``media``)."""
-        if self._media_factory is None:
-            await self._end(
-                ConversationResultData(status="Failed", error_message=VOICE_UNSUPPORTED)
-            )
+        if self._fault is Fault.NO_OFFER:
+            _log.info("conversation %d: fault no-offer: no sdpInvite", self._number)
             return
-        self._media = self._media_factory(event.additional_data)
+        if self._fault is Fault.BAD_OFFER:
+            _log.info("conversation %d: fault bad-offer", self._number)
+            self._core.offer(bad_offer(), key=self._voice.offer_key, now=time.time())
+            await self._flush()
+            return
         try:
+            self._media = await self._make_media(event)
             offer = await self._media.offer()
+            if self._fault is Fault.NO_ICE:
+                offer = await self._unreachable(offer)
         except Exception as exc:  # the media peer's failure ends this call, not the emulator
             await self._media_failed(exc)
             return
-        self._core.offer(offer, now=time.time())
+        self._offer = offer
+        self._core.offer(offer, key=self._voice.offer_key, now=time.time())
         await self._flush()
 
+    async def _make_media(self, event: InitializeReceived) -> MediaHook:
+        if self._media_factory is not None:
+            return self._media_factory(event.additional_data)
+        # aiortc is imported on the first call, so chat alone never loads it;
+        # in a thread, so its half second does not stall the other conversations.
+        await asyncio.to_thread(importlib.import_module, "blackbox_emulator.voice")
+        from blackbox_emulator.voice import VoicePeer
+
+        recording = None
+        if self._record_dir is not None:
+            recording = self._record_dir / f"call-{self._number}-{self._record.job_id}.wav"
+        return VoicePeer(
+            offer_style=self._voice.offer_style,
+            echo_audio_after=self._voice.echo_audio_after,
+            recording=recording,
+        )
+
+    async def _unreachable(self, offer: str) -> str:
+        """The ``no-ice`` fault: the offer, its candidates moved to a silent port."""
+        hosts = candidate_hosts(offer)
+        host = next((host for host in hosts if ":" not in host), "127.0.0.1")
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(host, 0)
+        )
+        self._black_hole = transport
+        port = transport.get_extra_info("sockname")[1]
+        _log.info("conversation %d: fault no-ice: candidates at %s:%d", self._number, host, port)
+        return redirect_candidates(offer, host, port)
+
     async def _answered(self, sdp: str) -> None:
-        assert self._media is not None, "the core accepts an answer only after an offer"
-        try:
-            await self._media.answered(sdp)
-        except Exception as exc:  # as for the offer
-            await self._media_failed(exc)
+        if self._media is None:
+            # Only after the ``bad-offer`` fault: there is no peer to answer.
+            _log.info("conversation %d: an answer to the bad offer, ignored", self._number)
             return
+        if self._fault is Fault.NO_ICE:
+            # Applying the answer would make the emulator check the client's
+            # candidates, and ICE would connect the other way round.
+            _log.info("conversation %d: fault no-ice: the answer is not applied", self._number)
+        else:
+            try:
+                await self._media.answered(sdp)
+            except Exception as exc:  # as for the offer
+                self._record.audio_path = self._media.recording
+                await self._media_failed(exc)
+                return
+            self._record.audio_path = self._media.recording
+            self._speaking = True
+        if self._fault is Fault.SECOND_OFFER:
+            await self._offer_again()
         await self._perform(self._agent.greet())
+
+    async def _offer_again(self) -> None:
+        """The ``second-offer`` fault: the offer again, as a new version, past the core."""
+        assert self._offer is not None, "the answer came, so the offer was sent"
+        sdp = next_version(self._offer)
+        again = (
+            SdpInviteData(invite=sdp)
+            if self._voice.offer_key == "invite"
+            else SdpInviteData(sdp_offer=sdp)
+        )
+        _log.info("conversation %d: fault second-offer", self._number)
+        # The core refuses a second offer (the protocol has none), so it is encoded directly.
+        await self._send(encode(SdpInvite(data=again), now=time.time()))
+
+    async def _stop_media(self) -> None:
+        self._speaking = False
+        if self._black_hole is not None:
+            self._black_hole.close()
+        if self._media is not None:
+            media, self._media = self._media, None
+            await media.aclose()
+            self._record.audio_path = media.recording
 
     async def _media_failed(self, error: Exception) -> None:
         _log.warning("conversation %d: the media failed", self._number, exc_info=error)
@@ -260,6 +346,8 @@ class Conversation:
                     spoken += 1
                     self._core.send_text(text, now=time.time())
                     await self._flush()
+                    if self._speaking and self._media is not None:
+                        await self._media.speak(text)
                     await self._after_agent_text()
                 case AskTool(id=tool_id, name=name, args=args):
                     self._core.request_tool(tool_id, name, args, now=time.time())

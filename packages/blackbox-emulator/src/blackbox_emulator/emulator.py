@@ -8,15 +8,17 @@ list of records.
 
 from __future__ import annotations
 
-import asyncio  # noqa: TID251 -- websockets' server (and aiortc, next) run on asyncio
+import asyncio  # noqa: TID251 -- websockets' server (and aiortc) run on asyncio
+import dataclasses
 import hmac
 import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 from urllib.parse import parse_qs, quote, urlsplit
 
 from blackbox_protocol import DEFAULT_MAX_FRAME_SIZE
@@ -29,7 +31,7 @@ from blackbox_emulator._redact import redact, websockets_logger
 from blackbox_emulator.faults import Fault
 from blackbox_emulator.media import MediaFactory
 from blackbox_emulator.records import ConversationRecord
-from blackbox_emulator.script import AgentScript
+from blackbox_emulator.script import AgentScript, OfferKey, OfferStyle, VoiceOptions
 
 __all__ = [
     "INVALID_TOKEN",
@@ -75,12 +77,23 @@ class Emulator:
         allowed_origins: when set, the ``Origin`` headers accepted; any other
             (or none) gets ``Origin not allowed``.
         initialize_timeout: seconds a client has to send ``initialize``.
-        media: makes the media peer of each ``webCall``; ``None``: a
-            ``webCall`` ends with a ``Failed`` result (voice comes next).
+        media: makes the media peer of each ``webCall``; ``None``: the
+            emulator's own aiortc peer (``voice.VoicePeer``).
+        offer_style: ``"sip"`` (the live service's offer shape) or
+            ``"browser"`` (aiortc's own); ``None``: the script's
+            (``[voice]``), by default ``"sip"``.
+        offer_key: ``"invite"`` (live) or ``"sdpOffer"`` (documented), the
+            key of the offer in ``sdpInvite.data``; ``None``: the script's,
+            by default ``"invite"``.
+        echo_audio_after: make the agent an echo that plays back what it
+            hears this many seconds later; ``None``: the script's, by default
+            no echo (the agent voices its text as tones).
+        record_dir: a directory to record what each caller says into, one WAV
+            file per call (``ConversationRecord.audio_path``); ``None``: none.
 
     Raises:
         ValueError: an empty token or an unknown fault name.
-        ScriptError: the script file is invalid.
+        ScriptError: the script file is invalid, or a voice option is.
     """
 
     def __init__(
@@ -94,6 +107,10 @@ class Emulator:
         allowed_origins: Iterable[str] | None = None,
         initialize_timeout: float = 10.0,
         media: MediaFactory | None = None,
+        offer_style: OfferStyle | None = None,
+        offer_key: OfferKey | None = None,
+        echo_audio_after: float | None = None,
+        record_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if token == "":
             raise ValueError("the token must not be empty")
@@ -105,6 +122,15 @@ class Emulator:
         elif not isinstance(script, AgentScript):
             script = AgentScript.load(script)
         self._script = script
+        overrides: dict[str, Any] = {
+            "offer_style": offer_style,
+            "offer_key": offer_key,
+            "echo_audio_after": echo_audio_after,
+        }
+        self._voice = dataclasses.replace(
+            script.voice, **{key: value for key, value in overrides.items() if value is not None}
+        )
+        self._record_dir = None if record_dir is None else Path(record_dir)
         self._fault = Fault.parse(fault)
         self._allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
         self._initialize_timeout = initialize_timeout
@@ -217,6 +243,16 @@ class Emulator:
         return self._fault
 
     @property
+    def voice(self) -> VoiceOptions:
+        """How voice calls are offered and voiced: the script's, with the options given."""
+        return self._voice
+
+    @property
+    def record_dir(self) -> Path | None:
+        """Where each call's caller audio is recorded, if anywhere."""
+        return self._record_dir
+
+    @property
     def conversations(self) -> list[ConversationRecord]:
         """The records of every conversation so far, oldest first (a snapshot)."""
         return list(self._records)
@@ -272,6 +308,8 @@ class Emulator:
                 fault=self._fault,
                 initialize_timeout=self._initialize_timeout,
                 media=self._media,
+                voice=self._voice,
+                record_dir=self._record_dir,
             )
             await conversation.run(self._refusal(request))
         except Exception:

@@ -1,10 +1,9 @@
 """Fault injection: the ways an emulator can misbehave, one per run.
 
 Each fault acts at one point of a conversation (after ``initialize``, after
-``event connection``, after the agent's text). The voice faults of the next
-step (no offer, a second offer, an unparseable offer, ICE that never
-connects) join this enum and act at the offer, the point the media step adds;
-a voice fault leaves chat conversations alone.
+``event connection``, after the agent's text). The voice faults (no offer, a
+second offer, an unparseable offer, ICE that never connects) act at the
+offer; a voice fault leaves chat conversations alone.
 """
 
 from __future__ import annotations
@@ -39,10 +38,25 @@ class Fault(StrEnum):
     #: After ``initialize``, the error frame ``Web integration is not enabled``,
     #: then the close (1008), as for a disabled integration.
     ERROR = "error"
+    #: Voice: no ``sdpInvite`` is ever sent; the rest of the conversation goes
+    #: on (``terminate`` is answered). A client's offer timeout must fire.
+    NO_OFFER = "no-offer"
+    #: Voice: once the answer is applied and the media connected, a second
+    #: ``sdpInvite`` (the same offer, its session version one higher), which
+    #: the protocol has no place for; the call otherwise goes on.
+    SECOND_OFFER = "second-offer"
+    #: Voice: the ``sdpInvite`` carries text no SDP parser takes (it starts
+    #: like an SDP, but its ``m=`` line has codec names for payload types);
+    #: no media peer is made.
+    BAD_OFFER = "bad-offer"
+    #: Voice: a real offer whose only candidate is a UDP port that swallows
+    #: every packet, and the emulator never checks the answer's candidates:
+    #: ICE never connects. The agent's text still comes, unvoiced.
+    NO_ICE = "no-ice"
 
     @classmethod
     def parse(cls, value: Fault | str | None) -> Fault | None:
-        """A fault from its name (``"drop"``), a ``Fault``, or ``None`` for none.
+        """A fault from its name (``"drop"``, ``"no-ice"``, ``"no_ice"``), a ``Fault``, or ``None``.
 
         Raises:
             ValueError: no fault has that name; the message lists them.
@@ -50,7 +64,7 @@ class Fault(StrEnum):
         if value is None or isinstance(value, Fault):
             return value
         try:
-            return cls(value.strip().lower())
+            return cls(value.strip().lower().replace("_", "-"))
         except ValueError:
             names = ", ".join(fault.value for fault in cls)
             raise ValueError(f"unknown fault {value!r}; choose from {names}") from None

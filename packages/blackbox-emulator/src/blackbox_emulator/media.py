@@ -3,14 +3,16 @@
 The service is the SDP offerer. For a ``webCall`` the conversation, right
 after ``event connection``, asks the media hook for an offer, sends it in
 ``sdpInvite``, hands the client's ``sdpAnswer`` back to the hook, and only
-then lets the agent speak. The emulator's aiortc peer (the next step)
-implements this protocol; with no hook, a ``webCall`` ends at once with a
-``Failed`` result saying voice is not supported yet.
+then lets the agent speak: each text chunk is sent as the hook starts to
+say it, and the next waits until it has been said. The emulator's own hook
+is ``blackbox_emulator.voice.VoicePeer`` (aiortc); ``Emulator(media=...)``
+replaces it, e.g. with a stand-in that needs no WebRTC at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = ["MediaFactory", "MediaHook"]
@@ -24,7 +26,22 @@ class MediaHook(Protocol):
         ...
 
     async def answered(self, sdp: str) -> None:
-        """Apply the client's SDP answer; the media then flows."""
+        """Apply the client's SDP answer; return once the media flows.
+
+        Raises:
+            Exception: the answer cannot be used, or the media did not
+                connect; the conversation then ends with a ``Failed`` result
+                whose ``errorMessage`` gives the reason.
+        """
+        ...
+
+    async def speak(self, text: str) -> None:
+        """Say one chunk of the agent's text; return once it has been said."""
+        ...
+
+    @property
+    def recording(self) -> Path | None:
+        """The WAV file of what the caller said, once there is one."""
         ...
 
     async def aclose(self) -> None:

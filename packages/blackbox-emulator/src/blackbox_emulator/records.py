@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from blackbox_protocol.messages import CallType
@@ -70,6 +71,9 @@ class ConversationRecord:
         close_code: the close code, once closed; ``None`` when the connection
             ended without a close frame (``drop``) or is still open.
         finished: whether the emulator is done with this conversation.
+        audio_path: voice: the WAV file of what the emulator received from the
+            caller (``Emulator(record_dir=...)``), once the answer was applied;
+            a complete file at every moment, even while the call runs.
     """
 
     number: int
@@ -80,6 +84,7 @@ class ConversationRecord:
     error: str | None = None
     close_code: int | None = None
     finished: bool = False
+    audio_path: Path | None = None
     _frames: list[FrameRecord] = field(default_factory=list, repr=False)
 
     @property
@@ -124,5 +129,7 @@ class ConversationRecord:
         return (
             f"ConversationRecord(number={self.number}, call_type={self.call_type}, "
             f"frames={len(self._frames)}, error={self.error!r}, "
-            f"close_code={self.close_code}, finished={self.finished})"
+            f"close_code={self.close_code}, finished={self.finished}"
+            + ("" if self.audio_path is None else f", audio_path={str(self.audio_path)!r}")
+            + ")"
         )

@@ -1,7 +1,8 @@
 """Agent scripts: what the emulated agent says, as plain data (TOML or JSON).
 
 A script is a greeting, rules that pick a reply for each user message (first
-match wins), an optional tool request per rule, and when to end. The file
+match wins), an optional tool request per rule, when to end, and how a voice
+call is offered and voiced (``VoiceOptions``, the ``[voice]`` table). The file
 format is documented in ``docs/emulator.md``; the built-in script is the data
 file ``scripts/default.toml`` of this package.
 """
@@ -17,13 +18,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 from blackbox_protocol.messages import ConversationResultData
 
 from blackbox_emulator._template import parse
 
-__all__ = ["AgentScript", "ScriptError", "ToolSpec", "Turn"]
+__all__ = [
+    "AgentScript",
+    "OfferKey",
+    "OfferStyle",
+    "ScriptError",
+    "ToolSpec",
+    "Turn",
+    "VoiceOptions",
+]
 
 #: Variables every template may use: the ``initialize`` request's ``additionalData``.
 _ALWAYS: Final = frozenset({"data"})
@@ -145,6 +154,54 @@ class Turn:
         return re.search(self.match, text)
 
 
+#: How the emulator's SDP offer is shaped: the live service's SIP style, or aiortc's own.
+OfferStyle = Literal["sip", "browser"]
+#: The key of ``sdpInvite.data`` that carries the offer: live, or documented.
+OfferKey = Literal["invite", "sdpOffer"]
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    """How a voice call (``webCall``) is offered and voiced.
+
+    Attributes:
+        offer_style: ``"sip"`` (default): the offer in the live service's SIP
+            shape (``RTP/SAVP``, G.711 and ``telephone-event`` only, no
+            BUNDLE, no ``a=mid``/``a=msid``/``a=ssrc``); ``"browser"``:
+            aiortc's own offer (``UDP/TLS/RTP/SAVPF``, Opus first, BUNDLE).
+        offer_key: the ``sdpInvite.data`` key of the offer: ``"invite"``
+            (default, as live) or ``"sdpOffer"`` (as documented).
+        echo_audio_after: ``None`` (default): the agent speaks its text as
+            tones. A number of seconds: the agent is an echo, playing back
+            what it hears that much later (its text is still sent, unvoiced).
+
+    Raises:
+        ScriptError: a value is not one of those allowed.
+    """
+
+    offer_style: OfferStyle = "sip"
+    offer_key: OfferKey = "invite"
+    echo_audio_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.offer_style not in get_args(OfferStyle):
+            raise ScriptError("offer_style", f"must be one of {_choices(OfferStyle)}")
+        if self.offer_key not in get_args(OfferKey):
+            raise ScriptError("offer_key", f"must be one of {_choices(OfferKey)}")
+        echo = self.echo_audio_after
+        if echo is not None and (
+            isinstance(echo, bool)
+            or not isinstance(echo, int | float)
+            or not math.isfinite(echo)
+            or echo < 0
+        ):
+            raise ScriptError("echo_audio_after", "must be zero or more seconds")
+
+
+def _choices(kind: Any) -> str:
+    return ", ".join(f"{value!r}" for value in get_args(kind))
+
+
 #: What a script says when it does not set a field.
 _DEFAULT_REPLY: Final = ("You said: ", "{text}")
 
@@ -163,6 +220,7 @@ class AgentScript:
         max_turns: after this many user messages the agent ends the
             conversation itself; ``None``: never.
         result: the ``conversationResult`` sent when the conversation ends.
+        voice: how a voice call is offered and voiced.
 
     Raises:
         ScriptError: a field is invalid; the error names it.
@@ -178,6 +236,7 @@ class AgentScript:
     result: ConversationResultData = field(
         default_factory=lambda: ConversationResultData(status="Completed")
     )
+    voice: VoiceOptions = field(default_factory=VoiceOptions)
 
     def __post_init__(self) -> None:
         _check_chunks(self.greeting, _ALWAYS, "greeting")
@@ -256,6 +315,7 @@ _SCRIPT_FIELDS: Final = (
     "farewell",
     "max_turns",
     "result",
+    "voice",
 )
 
 
@@ -319,6 +379,8 @@ def _script(data: Any) -> AgentScript:
         options["max_turns"] = _typed(table["max_turns"], int, "an integer", "max_turns")
     if "result" in table:
         options["result"] = _result(table["result"])
+    if "voice" in table:
+        options["voice"] = _voice(table["voice"])
     if "turns" in table:
         turns = _typed(table["turns"], list, "a list of tables", "turns")
         options["turns"] = tuple(_turn(turn, f"turns[{i}]") for i, turn in enumerate(turns))
@@ -362,3 +424,24 @@ def _result(value: Any) -> ConversationResultData:
         raise ScriptError("result.errorMessage", f"expected a string, got {_kind(error_message)}")
     extra = {key: item for key, item in value.items() if key not in ("status", "errorMessage")}
     return ConversationResultData(status=status, error_message=error_message, extra=extra)
+
+
+def _voice(value: Any) -> VoiceOptions:
+    table = _table(value, "voice", ("offer_style", "offer_key", "echo_audio_after"))
+    options: dict[str, Any] = {}
+    for name in ("offer_style", "offer_key"):
+        if name in table:
+            options[name] = _typed(table[name], str, "a string", f"voice.{name}")
+    if "echo_audio_after" in table:
+        options["echo_audio_after"] = float(
+            _typed(
+                table["echo_audio_after"],
+                (int, float),
+                "a number of seconds",
+                "voice.echo_audio_after",
+            )
+        )
+    try:
+        return VoiceOptions(**options)
+    except ScriptError as exc:
+        raise exc.within("voice") from None

@@ -20,7 +20,7 @@ from blackbox_emulator.emulator import Emulator
 from blackbox_emulator.faults import Fault
 from blackbox_emulator.media import MediaFactory
 from blackbox_emulator.records import ConversationRecord
-from blackbox_emulator.script import AgentScript
+from blackbox_emulator.script import AgentScript, OfferKey, OfferStyle
 
 __all__ = ["EmulatorFactory", "EmulatorOptions", "EmulatorThread", "run_in_thread"]
 
@@ -36,6 +36,10 @@ class EmulatorOptions(TypedDict, total=False):
     allowed_origins: Iterable[str] | None
     initialize_timeout: float
     media: MediaFactory | None
+    offer_style: OfferStyle | None
+    offer_key: OfferKey | None
+    echo_audio_after: float | None
+    record_dir: str | os.PathLike[str] | None
 
 
 class EmulatorFactory(Protocol):

@@ -1,0 +1,169 @@
+"""``blackbox call``: a voice call, from files (``--play``) or the microphone and speaker."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from blackbox_protocol import AudioSession, BlackBoxError, CallType, connect
+
+from blackbox_cli._options import UsageError, additional_data, positive, server, timeouts, token
+from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
+
+__all__ = ["TurnsAnswered", "add_call_options", "place_call", "run_call"]
+
+
+def add_call_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``blackbox call`` beyond the connection ones."""
+    parser.add_argument(
+        "--play",
+        metavar="FILE",
+        action="append",
+        type=Path,
+        default=[],
+        help="play FILE (any format PyAV decodes) as the caller instead of the microphone; "
+        "repeat for a turn script: each clip once the agent has finished speaking",
+    )
+    parser.add_argument("--record", metavar="FILE", type=Path, help="record the agent to a WAV")
+    parser.add_argument(
+        "--record-stereo",
+        metavar="FILE",
+        type=Path,
+        help="record both sides to one stereo WAV (left: what we sent, right: the agent)",
+    )
+    parser.add_argument(
+        "--duration",
+        metavar="S",
+        type=positive,
+        help="hang up after S seconds (default: with --play, once the last clip is answered; "
+        "else when the agent ends or on Ctrl-C)",
+    )
+    parser.add_argument(
+        "--input-device", metavar="DEVICE", help="microphone (name or index; see blackbox devices)"
+    )
+    parser.add_argument(
+        "--output-device", metavar="DEVICE", help="speaker (name or index; see blackbox devices)"
+    )
+    parser.add_argument(
+        "--half-duplex",
+        action="store_true",
+        help="mute the microphone while the agent is heard (an echo policy for open speakers)",
+    )
+
+
+async def run_call(args: argparse.Namespace) -> int:
+    """Run ``blackbox call``; return the exit status (errors are raised)."""
+    printer: Printer = JsonPrinter() if args.json else HumanPrinter(show_user=True)
+    media, until = _media(args)
+    await place_call(
+        token(args),
+        server=server(args),
+        media=media,
+        printer=printer,
+        until=until,
+        duration=args.duration,
+        additional_data=additional_data(args.data),
+        origin=args.origin,
+        allow_insecure=args.insecure,
+        timeouts=timeouts(args),
+    )
+    return 0
+
+
+async def place_call(
+    token: str,
+    *,
+    server: str,
+    media: AudioSession,
+    printer: Printer,
+    until: Callable[[], Awaitable[object]] | None = None,
+    duration: float | None = None,
+    **options: Any,
+) -> None:
+    """Call the agent; hang up after ``duration``, once ``until()`` returns, or when it ends."""
+    async with (
+        connect(token, call_type=CallType.WEB_CALL, server=server, media=media, **options) as call,
+        anyio.create_task_group() as task_group,
+    ):
+
+        async def show_events() -> None:
+            try:
+                async for event in call:
+                    printer.event(event)
+            except BlackBoxError as exc:
+                printer.failed(exc)
+                raise
+            task_group.cancel_scope.cancel()
+
+        task_group.start_soon(show_events)
+        with anyio.move_on_after(duration if duration is not None else float("inf")):
+            await (until or anyio.sleep_forever)()
+        await call.terminate()
+
+
+def _media(args: argparse.Namespace) -> tuple[AudioSession, Callable[[], Awaitable[None]] | None]:
+    """The session for the options, and what to await before hanging up."""
+    if not args.play:
+        return _device_media(args), None
+    from blackbox_media_file import FileError, FileSession
+
+    turns = TurnsAnswered(len(args.play))
+    try:
+        # Even one clip is a turn script: it waits for the agent's greeting to end.
+        session = FileSession(
+            args.play, record=args.record, record_stereo=args.record_stereo, on_event=turns.saw
+        )
+    except FileError as exc:
+        raise UsageError(str(exc)) from None
+    return session, turns.wait
+
+
+class TurnsAnswered:
+    """Tells when a turn script is done: its last clip played, and the agent answered.
+
+    The agent may not answer at all; after ``reply_wait`` seconds of its
+    silence past the last clip, the script is done anyway.
+    """
+
+    def __init__(self, clips: int, *, reply_wait: float = 5.0) -> None:
+        self._clips_left = clips
+        self._reply_wait = reply_wait
+        self._played = anyio.Event()
+        self._answered = anyio.Event()
+
+    def saw(self, event: object) -> None:
+        """Note a turn event of the file backend (``on_event``)."""
+        from blackbox_media_file import AgentStopped, ClipFinished
+
+        if isinstance(event, ClipFinished):
+            self._clips_left -= 1
+            if self._clips_left == 0:
+                self._played.set()
+        elif isinstance(event, AgentStopped) and self._played.is_set():
+            self._answered.set()
+
+    async def wait(self) -> None:
+        """Return once the script is done."""
+        await self._played.wait()
+        with anyio.move_on_after(self._reply_wait):
+            await self._answered.wait()
+
+
+def _device_media(args: argparse.Namespace) -> AudioSession:
+    from blackbox_media_aiortc import AiortcSession, EchoPolicy
+    from blackbox_media_aiortc.devices import MicrophoneSource, SpeakerSink
+    from blackbox_media_file import FanOutSink, StereoRecorder, TeeSource, WavRecorder
+
+    source: Any = MicrophoneSource(args.input_device)
+    sinks: list[Any] = [SpeakerSink(args.output_device)]
+    if args.record is not None:
+        sinks.append(WavRecorder(args.record))
+    if args.record_stereo is not None:
+        stereo = StereoRecorder(args.record_stereo)
+        source = TeeSource(source, stereo.sent)
+        sinks.append(stereo.received)
+    policy = EchoPolicy.HALF_DUPLEX if args.half_duplex else EchoPolicy.NONE
+    return AiortcSession(source, FanOutSink(*sinks), echo_policy=policy)

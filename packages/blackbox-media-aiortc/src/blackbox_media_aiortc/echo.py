@@ -1,0 +1,77 @@
+"""What a session does so that the agent does not hear itself: the echo policy.
+
+With a headset, or files, nothing is needed (``NONE``). With loudspeakers and
+a microphone in the same room, the agent's voice comes back through the
+microphone; ``HALF_DUPLEX`` mutes what is sent while the agent is heard.
+Real acoustic echo cancellation (AEC) is not offered: see docs/voice-aiortc.md.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from enum import Enum
+from typing import Final
+
+__all__ = [
+    "HALF_DUPLEX_HANG",
+    "HALF_DUPLEX_THRESHOLD_DBFS",
+    "EchoPolicy",
+    "HalfDuplexGate",
+    "level_dbfs",
+]
+
+#: Received audio louder than this (RMS, dB below full scale) counts as the agent speaking.
+HALF_DUPLEX_THRESHOLD_DBFS: Final = -40.0
+#: How long the source stays muted after the agent was last heard, in seconds:
+#: long enough to bridge the pauses between words, and the echo's own tail.
+HALF_DUPLEX_HANG: Final = 0.5
+
+
+class EchoPolicy(Enum):
+    """How a session keeps the agent's audio from coming back to it."""
+
+    #: Send the source as it is (headsets, files, a microphone far from the speaker).
+    NONE = "none"
+    #: Send silence while the agent is heard, and for ``HALF_DUPLEX_HANG`` after.
+    HALF_DUPLEX = "half-duplex"
+
+
+def level_dbfs(pcm: bytes) -> float:
+    """The RMS level of s16le PCM, in dB below full scale (``-inf`` for digital silence)."""
+    samples = array("h")
+    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    if not samples:
+        return -math.inf
+    mean_square = sum(s * s for s in samples) / len(samples)
+    if mean_square == 0:
+        return -math.inf
+    return 10 * math.log10(mean_square / (32768.0 * 32768.0))
+
+
+class HalfDuplexGate:
+    """Decides, from the received audio's level, whether the source is muted now.
+
+    Time is passed in (seconds on any monotonic clock), so the decision is
+    testable without a clock.
+
+    Args:
+        threshold_dbfs: the level above which the agent counts as speaking.
+        hang: seconds the gate stays closed after the agent was last heard.
+    """
+
+    def __init__(
+        self, threshold_dbfs: float = HALF_DUPLEX_THRESHOLD_DBFS, hang: float = HALF_DUPLEX_HANG
+    ) -> None:
+        self.threshold_dbfs = threshold_dbfs
+        self.hang = hang
+        self._last_heard = -math.inf
+
+    def heard(self, pcm: bytes, now: float) -> None:
+        """Take note of received audio (s16le PCM) arriving at ``now``."""
+        if level_dbfs(pcm) > self.threshold_dbfs:
+            self._last_heard = now
+
+    def muted(self, now: float) -> bool:
+        """Whether the source must be muted at ``now``."""
+        return now - self._last_heard < self.hang

@@ -1,0 +1,67 @@
+"""Fixtures for the real-browser voice test: our page, served over HTTP, in headless Chromium.
+
+- ``mic_wav``: a WAV of a known tone that Chromium's fake microphone plays (looped).
+- ``page_server``: the page under ``page/``, served from a stdlib HTTP server on loopback.
+- ``browser``: one headless Chromium for the module, driven by selenium, with the
+  flags a voice call needs (DESIGN.md section 7), on our page (``CallPage``).
+
+The browser tests skip, saying why, when ``/usr/bin/chromium`` or
+``/usr/bin/chromedriver`` is missing (Debian packages ``chromium`` and
+``chromium-driver``; CI installs them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium.common.exceptions import WebDriverException
+
+from tests.browser._chromium import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    MIC_HZ,
+    CallPage,
+    PageServer,
+    launch,
+    write_tone_wav,
+)
+
+
+@pytest.fixture(scope="module")
+def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mic") / f"tone-{MIC_HZ:g}hz.wav"
+    write_tone_wav(path, MIC_HZ)
+    return path
+
+
+@pytest.fixture(scope="module")
+def page_server() -> Iterator[PageServer]:
+    server = PageServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(
+    mic_wav: Path, page_server: PageServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CallPage]:
+    """One headless Chromium for the module; each test opens the page afresh."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.skip(
+            f"no {' or '.join(missing)}: install the Debian packages chromium and chromium-driver"
+        )
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    try:
+        driver = launch(profile, mic_wav)
+    except WebDriverException as exc:
+        raise AssertionError(f"headless Chromium did not start: {exc.msg}") from exc
+    try:
+        yield CallPage(driver, f"{page_server.origin}/call.html")
+    finally:
+        driver.quit()
