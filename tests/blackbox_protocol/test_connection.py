@@ -31,6 +31,7 @@ from blackbox_protocol import (
     OfferReceived,
     ProtocolTimeout,
     ProtocolViolation,
+    RemoteProtocolError,
     ServerConnection,
     ServiceError,
     TerminateReceived,
@@ -1074,4 +1075,30 @@ class _Forgetful(_Connection):
 def test_a_connection_class_must_implement_accept() -> None:
     end = _Forgetful(timeouts={}, max_frame_size=1000, max_sdp_size=1000)
     with pytest.raises(NotImplementedError):
-        end.receive_frame(wire({"type": "error", "data": {"message": "x"}}), now=NOW)
+        end.receive_frame(wire({"type": "futureFeature"}), now=NOW)
+
+
+def test_a_second_offer_fails_a_voice_call() -> None:
+    client = ClientConnection()
+    client.initialize("webCall", now=NOW)
+    client.receive_frame(wire({"type": "event", "name": "connection"}), now=NOW)
+    client.receive_frame(wire({"type": "sdpInvite", "data": {"invite": OFFER}}), now=NOW)
+    client.answer(ANSWER, now=NOW)
+    client.events_received()
+    client.receive_frame(wire({"type": "sdpInvite", "data": {"sdpOffer": OFFER}}), now=NOW)
+    (failed,) = client.events_received()  # no OfferReceived: nothing to answer
+    assert isinstance(failed, ConversationFailed)
+    assert isinstance(failed.error, RemoteProtocolError)
+    assert str(failed.error) == "sdpInvite in state active: the conversation cannot go on"
+    assert client.state is S.FAILED
+
+
+def test_a_server_that_sends_a_second_offer_fails_too() -> None:
+    pair = Pair()
+    pair.voice_active()
+    pair.server.offer(OFFER, now=NOW)
+    (failed,) = pair.server.events_received()
+    assert isinstance(failed, ConversationFailed)
+    assert isinstance(failed.error, LocalProtocolError)
+    pair.to_client()
+    assert (pair.client.state, pair.server.state) == (S.FAILED, S.FAILED)

@@ -58,6 +58,7 @@ async def test_the_context_manager_closes_once_even_when_closed_twice() -> None:
         await session.close()
     assert session.state is MediaState.CLOSED
     assert session.closes == 1
+    assert session.failure is None  # the contract's default: no reason known
 
 
 def test_an_audio_frame_knows_its_length() -> None:

@@ -107,7 +107,7 @@ class AiortcSession(AudioSession):
         """The rate of the frames the sink and ``received_audio()`` get."""
         self.echo_policy = echo_policy
         """What is done against echo (see ``EchoPolicy``)."""
-        self.failure: MediaError | None = None
+        self._failure: MediaError | None = None
         """Why the state became ``FAILED`` (``MediaConnectTimeout``, ...), else ``None``."""
         self.gathering_time: float | None = None
         """How long ICE gathering took during ``answer()``, in seconds."""
@@ -131,6 +131,11 @@ class AiortcSession(AudioSession):
 
     def __repr__(self) -> str:
         return f"<AiortcSession {self.state.value}>"
+
+    @property
+    def failure(self) -> MediaError | None:
+        """Why the media failed, once ``state`` is ``FAILED``."""
+        return self._failure
 
     @property
     def state(self) -> MediaState:
@@ -348,7 +353,7 @@ class AiortcSession(AudioSession):
 
     def _fail(self, error: MediaError) -> None:
         if self._states.advance(MediaState.FAILED):
-            self.failure = error
+            self._failure = error
             logger.warning("media failed: %s", error)
 
     async def _close_peer(self) -> None:

@@ -9,7 +9,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from blackbox_protocol import AudioFrame, AudioSession, MediaState
+from blackbox_protocol import AudioFrame, AudioSession, MediaError, MediaState
 
 from blackbox_media_file.recorder import WavRecorder
 from blackbox_media_file.source import FileSource
@@ -118,6 +118,11 @@ class FileSession(AudioSession):
     def script(self) -> TurnScript | None:
         """The turn script, when ``play`` was a sequence of clips."""
         return self.source if isinstance(self.source, TurnScript) else None
+
+    @property
+    def failure(self) -> MediaError | None:
+        """Why the media failed, once ``state`` is ``FAILED`` (the aiortc session's)."""
+        return self.session.failure
 
     @property
     def state(self) -> MediaState:

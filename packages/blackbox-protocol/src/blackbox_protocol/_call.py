@@ -332,7 +332,8 @@ class Call:
         assert self._media is not None, "only a webCall answers"
         async for state in self._media.state_changes():
             if state is MediaState.FAILED:
-                await self._media_failed(MediaError("the audio connection failed"))
+                failure = self._media.failure or MediaError("the audio connection failed")
+                await self._media_failed(failure)
                 return
 
     async def _media_failed(self, error: MediaError) -> None:

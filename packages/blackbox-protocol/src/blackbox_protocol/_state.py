@@ -74,7 +74,7 @@ class ConnectionState(_Enum):
     TERMINATING = "terminating"
     #: ``conversationResult`` came; only the socket's close remains.
     ENDED = "ended"
-    #: The conversation cannot go on (an error frame, a timeout); close the socket.
+    #: The conversation cannot go on (an error frame, a timeout, a second offer); close the socket.
     FAILED = "failed"
     #: The socket is closed. Nothing more happens.
     CLOSED = "closed"
@@ -163,6 +163,9 @@ _I = Input
 _INFORMATIVE: Final = {_I.EVENT: None, _I.TEXT: None, _I.TOOL_LOG: None, _I.UNKNOWN: None}
 #: Tool requests and replies may cross at any time while the agent runs.
 _TOOLS: Final = {_I.TOOL_REQUEST: None, _I.TOOL_RESPONSE: None}
+#: A second offer asks for a renegotiation the protocol does not have: the
+#: media would change under the call, so the conversation cannot go on.
+_RENEGOTIATION: Final = {_I.OFFER: _S.FAILED}
 #: How any live conversation can end.
 _ENDINGS: Final = {_I.TERMINATE: _S.TERMINATING, _I.RESULT: _S.ENDED, _I.ERROR: _S.FAILED}
 
@@ -182,6 +185,8 @@ def _table(*, voice: bool) -> Mapping[ConnectionState, Row]:
     chat = {_I.CHAT_MESSAGE: None}
     # Live clients that sent chat text before ``event connection`` still worked.
     early_chat = {} if voice else chat
+    # In chat an offer is merely out of place (a violation); in voice it is fatal.
+    renegotiation = _RENEGOTIATION if voice else {}
     rows = {
         _S.AWAITING_INITIALIZE: _row(
             _S.AWAITING_INITIALIZE,
@@ -196,8 +201,10 @@ def _table(*, voice: bool) -> Mapping[ConnectionState, Row]:
         _S.AWAITING_OFFER: _row(
             _S.AWAITING_OFFER, {_I.OFFER: _S.ANSWERING}, _INFORMATIVE, _TOOLS, _ENDINGS
         ),
-        _S.ANSWERING: _row(_S.ANSWERING, {_I.ANSWER: _S.ACTIVE}, _INFORMATIVE, _TOOLS, _ENDINGS),
-        _S.ACTIVE: _row(_S.ACTIVE, _INFORMATIVE, _TOOLS, chat, _ENDINGS),
+        _S.ANSWERING: _row(
+            _S.ANSWERING, {_I.ANSWER: _S.ACTIVE}, _RENEGOTIATION, _INFORMATIVE, _TOOLS, _ENDINGS
+        ),
+        _S.ACTIVE: _row(_S.ACTIVE, _INFORMATIVE, _TOOLS, chat, _ENDINGS, renegotiation),
         # ``event connection`` may cross an early ``terminate`` on the wire.
         _S.TERMINATING: _row(
             _S.TERMINATING,

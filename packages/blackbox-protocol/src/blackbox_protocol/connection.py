@@ -41,6 +41,7 @@ from blackbox_protocol.errors import (
     InvalidMessage,
     LocalProtocolError,
     ProtocolTimeout,
+    RemoteProtocolError,
     service_error,
 )
 from blackbox_protocol.events import (
@@ -215,10 +216,13 @@ class _Connection:
         if target is None:
             self._unexpected(received, frame, now)
             return
-        refusal = self._accept(message, now)
-        if refusal is not None:
-            self._violated(refusal, frame)
-            return
+        # A fatal message (an error, a second offer) is no news for the app:
+        # ``_move`` reports it as the conversation's failure.
+        if target is not ConnectionState.FAILED:
+            refusal = self._accept(message, now)
+            if refusal is not None:
+                self._violated(refusal, frame)
+                return
         self._move(target, message, now)
 
     def receive_close(self, code: int | None = None, reason: str = "") -> None:
@@ -250,16 +254,22 @@ class _Connection:
         if target is None:
             raise LocalProtocolError(f"cannot send {message.type} in state {self._state.value}")
         self._frames.append(encode(message, now=now))
-        self._move(target, message, now)
+        self._move(target, message, now, sent=True)
 
-    def _move(self, target: ConnectionState, message: Message, now: float) -> None:
+    def _move(
+        self, target: ConnectionState, message: Message, now: float, *, sent: bool = False
+    ) -> None:
         if target is self._state:
             return
-        self._state = target
+        previous, self._state = self._state, target
         timeout = self._timeouts.get(target)
         self._deadline = None if timeout is None else now + timeout
         if isinstance(message, Error):
             self._fail(service_error(message.data.message))
+        elif target is ConnectionState.FAILED:
+            reason = f"{message.type} in state {previous.value}: the conversation cannot go on"
+            # Both ends fail; the end that sent it broke the protocol itself.
+            self._fail(LocalProtocolError(reason) if sent else RemoteProtocolError(reason))
         elif target is ConnectionState.ENDED:
             self._ended()
 
@@ -468,10 +478,9 @@ class ClientConnection(_Connection):
             case ConversationResult(result=result):
                 self._result = result
                 self._events.append(ConversationEnded(result))
-            case UnknownMessage():
-                self._events.append(UnknownMessageReceived(message))
             case _:
-                assert isinstance(message, Error), "_move fails the conversation on an error"
+                assert isinstance(message, UnknownMessage), "the server sends no other message"
+                self._events.append(UnknownMessageReceived(message))
         return None
 
     def _tool_requested(self, request: ToolRequestContent, now: float) -> str | None:

@@ -17,6 +17,8 @@ from typing import Self
 
 from attrs import frozen
 
+from blackbox_protocol.errors import MediaError
+
 __all__ = ["AudioFrame", "AudioSession", "MediaState"]
 
 
@@ -77,6 +79,11 @@ class AudioSession(ABC):
     @abstractmethod
     def state(self) -> MediaState:
         """The media's current state."""
+
+    @property
+    def failure(self) -> MediaError | None:
+        """Why the media failed, once it has (``state`` is ``FAILED``); backends that know say."""
+        return None
 
     @abstractmethod
     async def answer(self, offer: str) -> str:
