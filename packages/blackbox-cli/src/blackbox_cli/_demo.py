@@ -40,7 +40,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     """Run ``blackbox demo``."""
     from blackbox_media_file import FileSession
 
-    turns = TurnsAnswered(1)
+    # The emulator's agent does not answer audio: a short wait after the clip will do.
+    turns = TurnsAnswered(1, reply_wait=2.0)
     with as_file(files("blackbox_cli").joinpath(CALLER_CLIP)) as clip:
         async with Emulator(port=0) as emulator:
             sys.stderr.write(f"[emulator listening on {emulator.server}]\n")
