@@ -68,5 +68,12 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: figures printed beside a baseline measured in the same run."""
     _sync(session)
-    for script in ("receive_path", "chat_roundtrip", "chat_capacity"):
+    for script in (
+        "receive_path",
+        "chat_roundtrip",
+        "chat_capacity",
+        "voice_setup",
+        "voice_capacity",
+        "voice_latency",
+    ):
         session.run("python", f"bench/{script}.py", *session.posargs)
