@@ -1102,3 +1102,12 @@ def test_a_server_that_sends_a_second_offer_fails_too() -> None:
     assert isinstance(failed.error, LocalProtocolError)
     pair.to_client()
     assert (pair.client.state, pair.server.state) == (S.FAILED, S.FAILED)
+
+
+def test_can_terminate_follows_the_table() -> None:
+    client = ClientConnection()
+    assert not client.can_terminate  # nothing started yet
+    client.initialize("chat", now=NOW)
+    assert client.can_terminate
+    client.terminate(now=NOW)
+    assert not client.can_terminate  # already ending

@@ -16,7 +16,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -52,11 +52,6 @@ logger = logging.getLogger("blackbox_protocol")
 #: A tool: called with the request's ``args`` as keyword arguments; its return
 #: value (any JSON) is the result. Sync handlers run in a worker thread.
 ToolHandler = Callable[..., Any]
-
-#: States in which ``terminate`` still means something.
-_LIVE: Final = frozenset(
-    {ConnectionState.AWAITING_OFFER, ConnectionState.ANSWERING, ConnectionState.ACTIVE}
-)
 
 
 @frozen
@@ -204,7 +199,7 @@ class Call:
             ProtocolTimeout: no result within ``Timeouts.terminate``.
             BlackBoxError: the conversation failed otherwise.
         """
-        if self.state in _LIVE:
+        if self._connection.can_terminate:
             self._connection.terminate(now=self._clock())
             await self._after_input()
         while self.state is ConnectionState.TERMINATING:
@@ -349,7 +344,7 @@ class Call:
 
     async def _finish(self) -> None:
         """Leave politely: terminate a live conversation and wait, bounded, for the close."""
-        if self.state in _LIVE:
+        if self._connection.can_terminate:
             self._connection.terminate(now=self._clock())
             await self._after_input()
         bound = self._timeouts.terminate + self._timeouts.close
@@ -358,7 +353,7 @@ class Call:
 
     async def _abandon(self) -> None:
         """Leave now (cancelled, or the app raised): terminate if we can, close, drop."""
-        if self.state in _LIVE:
+        if self._connection.can_terminate:
             self._connection.terminate(now=self._clock())
             with anyio.move_on_after(self._timeouts.close):
                 await self._flush()

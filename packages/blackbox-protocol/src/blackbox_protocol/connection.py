@@ -360,6 +360,11 @@ class ClientConnection(_Connection):
         return self._result
 
     @property
+    def can_terminate(self) -> bool:
+        """Whether ``terminate`` is allowed now (the conversation started and is not ending)."""
+        return Input.TERMINATE in self._row()
+
+    @property
     def pending_tool_ids(self) -> frozenset[str]:
         """Ids of the tool requests still awaiting a reply."""
         return frozenset(self._pending_tools)
