@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
 import math
 import os
 import re
@@ -51,19 +50,18 @@ import statistics
 import sys
 import tempfile
 import time
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import av
-import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from attrs import define, field, frozen
 from blackbox_emulator import AgentScript, Emulator, serve
 from blackbox_media_file import FileSession, FileSource
 from blackbox_protocol import connect
+from voice_setup import ToneTrack, write_tone
 
 __all__ = ["DEFAULT_STEPS", "Measure", "Step", "cpu_seconds", "main", "run"]
 
@@ -93,17 +91,6 @@ def _raise_fd_limit() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _write_tone(path: Path, seconds: float) -> Path:
-    n = np.arange(round(seconds * _RATE))
-    samples = (16000 * np.sin(2 * math.pi * 440.0 * n / _RATE)).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(_RATE)
-        out.writeframes(samples.tobytes())
-    return path
 
 
 # The emulator's process.
@@ -213,38 +200,6 @@ async def _driver_call(
                 break
 
 
-class _ToneTrack(MediaStreamTrack):
-    """A plain aiortc track: a 440 Hz tone, 20 ms a packet, paced by the wall clock."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._samples = round(_RATE * _PTIME)
-        self._start: float | None = None
-        self._pts = 0
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        else:
-            self._pts += self._samples
-            wait = self._start + self._pts / _RATE - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        n = np.arange(self._pts, self._pts + self._samples)
-        pcm = (16000 * np.sin(2 * math.pi * 440.0 * n / _RATE)).astype("<i2")
-        frame = av.AudioFrame(format="s16", layout="mono", samples=self._samples)
-        frame.planes[0].update(pcm.tobytes())
-        frame.sample_rate = _RATE
-        frame.time_base = fractions.Fraction(1, _RATE)
-        frame.pts = self._pts
-        return frame
-
-
 async def _drain(track: MediaStreamTrack) -> None:
     while True:
         try:
@@ -271,7 +226,7 @@ async def _pair(measure: Measure, release: asyncio.Event) -> None:
     def on_track(track: MediaStreamTrack) -> None:
         # Two-way, as a call: the answerer sends a tone back (not counted).
         tasks.append(asyncio.ensure_future(listen(track)))
-        answerer.addTrack(_ToneTrack())
+        answerer.addTrack(ToneTrack())
 
     def drain(track: MediaStreamTrack) -> None:
         tasks.append(asyncio.ensure_future(_drain(track)))
@@ -279,7 +234,7 @@ async def _pair(measure: Measure, release: asyncio.Event) -> None:
     answerer.on("track", on_track)
     offerer.on("track", drain)
     try:
-        transceiver = offerer.addTransceiver(_ToneTrack(), direction="sendrecv")
+        transceiver = offerer.addTransceiver(ToneTrack(), direction="sendrecv")
         codecs = RTCRtpSender.getCapabilities("audio").codecs
         transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "audio/pcmu"])
         await offerer.setLocalDescription(await offerer.createOffer())
@@ -381,7 +336,7 @@ async def _run(steps: Sequence[int], window: float, budget: float) -> list[tuple
     token = secrets.token_urlsafe(16)
     done: list[tuple[Step, Step]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        tone = _write_tone(Path(tmp) / "tone.wav", _CONNECT_BOUND + window + 10)
+        tone = write_tone(Path(tmp) / "tone.wav", _CONNECT_BOUND + window + 10)
         process, server = await _start_emulator(token)
         try:
             await _step(1, 0.2, (process.pid, server, token), tone)  # warm-up, not reported

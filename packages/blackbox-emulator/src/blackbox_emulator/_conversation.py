@@ -36,6 +36,7 @@ from blackbox_protocol import (
     encode,
 )
 from blackbox_protocol import Event as CoreEvent
+from blackbox_protocol.errors import NOT_ENABLED
 from blackbox_protocol.messages import CallType, ConversationResultData, SdpInvite, SdpInviteData
 from websockets.asyncio.server import ServerConnection as WebSocket
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
@@ -47,12 +48,10 @@ from blackbox_emulator.media import MediaFactory, MediaHook
 from blackbox_emulator.records import ConversationRecord, Direction
 from blackbox_emulator.script import AgentScript, VoiceOptions
 
-__all__ = ["MEDIA_FAILED", "NOT_ENABLED", "Conversation"]
+__all__ = ["MEDIA_FAILED", "Conversation"]
 
 _log = logging.getLogger("blackbox_emulator.conversation")
 
-#: The service's error for a disabled integration (the ``error`` fault).
-NOT_ENABLED: Final = "Web integration is not enabled"
 #: The start of the ``errorMessage`` of a ``webCall`` whose media hook raised.
 MEDIA_FAILED: Final = "the emulator's media failed"
 #: PROTOCOL.md gives no close code after an error frame; 1008 (policy) fits them all.

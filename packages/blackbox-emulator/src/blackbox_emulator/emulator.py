@@ -22,6 +22,7 @@ from typing import Any, Final, Self
 from urllib.parse import parse_qs, quote, urlsplit
 
 from blackbox_protocol import DEFAULT_MAX_FRAME_SIZE
+from blackbox_protocol.errors import INVALID_TOKEN, MISSING_TOKEN, ORIGIN_NOT_ALLOWED
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as serve_websockets
 from websockets.http11 import Request, Response
@@ -46,10 +47,6 @@ _log = logging.getLogger("blackbox_emulator.emulator")
 
 #: The service's path for chat and voice conversations.
 WEBCALL_PATH: Final = "/api/v1/ws/webCall"
-#: The documented error strings the emulator sends before serving (PROTOCOL.md section 6).
-MISSING_TOKEN: Final = "Missing token"
-INVALID_TOKEN: Final = "Invalid token"
-ORIGIN_NOT_ALLOWED: Final = "Origin not allowed"
 
 #: websockets counts bytes and the core characters: a UTF-8 character takes up
 #: to 4 bytes, so every frame the core would judge reaches it, and the core

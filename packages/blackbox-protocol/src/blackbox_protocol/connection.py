@@ -36,6 +36,9 @@ from blackbox_protocol._state import (
     Role,
 )
 from blackbox_protocol.errors import (
+    INIT_NOT_RECEIVED,
+    MULTIPLE_INITS,
+    TOO_LARGE,
     BlackBoxError,
     DisconnectedError,
     InvalidMessage,
@@ -628,15 +631,15 @@ class ServerConnection(_Connection):
     def _unexpected(self, received: Input, frame: str, now: float) -> None:
         super()._unexpected(received, frame, now)
         if received is Input.INITIALIZE:
-            self._refuse("Multiple init messages received", now)
+            self._refuse(MULTIPLE_INITS, now)
 
     def _oversized(self, reason: str, frame: str, now: float) -> None:
         super()._oversized(reason, frame, now)
-        self._refuse("Too large message", now)
+        self._refuse(TOO_LARGE, now)
 
     def _timed_out(self, error: ProtocolTimeout, now: float) -> None:
         # The only deadline a server has is the one for ``initialize``.
-        self._refuse("Init message not received", now)
+        self._refuse(INIT_NOT_RECEIVED, now)
 
     def _refuse(self, message: str, now: float) -> None:
         """Send the service's error for a broken rule, unless the conversation is over."""

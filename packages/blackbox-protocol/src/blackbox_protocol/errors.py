@@ -12,6 +12,14 @@ from collections.abc import Mapping
 from typing import Final
 
 __all__ = [
+    "INIT_NOT_RECEIVED",
+    "INVALID_TOKEN",
+    "MISSING_TOKEN",
+    "MULTIPLE_INITS",
+    "NOT_ENABLED",
+    "ORIGIN_NOT_ALLOWED",
+    "SERVICE_ERRORS",
+    "TOO_LARGE",
     "AuthenticationError",
     "BlackBoxError",
     "ClientBugError",
@@ -134,15 +142,25 @@ class ClientBugError(ServiceError):
     """
 
 
-#: The documented error strings (PROTOCOL.md section 6) and what they mean.
+#: The documented error strings (PROTOCOL.md section 6), named once for every
+#: end that sends or reads them.
+MISSING_TOKEN: Final = "Missing token"
+INVALID_TOKEN: Final = "Invalid token"
+NOT_ENABLED: Final = "Web integration is not enabled"
+ORIGIN_NOT_ALLOWED: Final = "Origin not allowed"
+INIT_NOT_RECEIVED: Final = "Init message not received"
+MULTIPLE_INITS: Final = "Multiple init messages received"
+TOO_LARGE: Final = "Too large message"
+
+#: What each documented error string means.
 SERVICE_ERRORS: Final[Mapping[str, type[ServiceError]]] = {
-    "Missing token": AuthenticationError,
-    "Invalid token": AuthenticationError,
-    "Web integration is not enabled": ConfigurationError,
-    "Origin not allowed": ConfigurationError,
-    "Init message not received": ClientBugError,
-    "Multiple init messages received": ClientBugError,
-    "Too large message": ClientBugError,
+    MISSING_TOKEN: AuthenticationError,
+    INVALID_TOKEN: AuthenticationError,
+    NOT_ENABLED: ConfigurationError,
+    ORIGIN_NOT_ALLOWED: ConfigurationError,
+    INIT_NOT_RECEIVED: ClientBugError,
+    MULTIPLE_INITS: ClientBugError,
+    TOO_LARGE: ClientBugError,
 }
 
 
