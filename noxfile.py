@@ -1,4 +1,5 @@
-"""The project's tasks: ``nox`` runs lint, typecheck and tests; ``nox -s bench`` the benchmarks.
+"""The project's tasks: ``nox`` runs lint, typecheck and tests; ``nox -s bench`` the benchmarks,
+``nox -s fuzz`` the long property, stateful and fuzz runs.
 
 Every session installs the locked workspace (``uv.lock``) into its own
 virtualenv with uv, so a run on a fresh machine matches the lock file.
@@ -62,6 +63,26 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "report", "--fail-under=100", f"--include={SANS_IO_CORE}")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The core's property and stateful tests with ten times the examples, then 200k fuzzed frames.
+
+    ``nox -s fuzz -- --seed N`` replays the frame fuzzer's run of seed ``N``.
+    """
+    _sync(session)
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--hypothesis-show-statistics",
+        "tests/blackbox_protocol",
+        env={"BLACKBOX_FUZZ": "1"},
+    )
+    session.run(
+        "python", "-m", "tests.blackbox_protocol._fuzz", "--frames", "200000", *session.posargs
+    )
 
 
 @nox.session

@@ -19,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+from blackbox_protocol._codec import MAX_NESTING
 from blackbox_protocol._state import (
     AWAITED,
     CLEAN_CLOSE,
+    CROSSED,
     INPUT_BY_TYPE,
     SENDER,
     TABLES,
@@ -89,15 +91,20 @@ def _deadlines() -> dict[ConnectionState, str]:
     return deadlines
 
 
-def _staying(table: _Table, states: Sequence[ConnectionState]) -> list[str]:
+def _staying(lifecycle: Lifecycle, states: Sequence[ConnectionState]) -> list[str]:
     lines = [
-        "| state | allowed without a state change | deadline | the socket closing |",
-        "|---|---|---|---|",
+        "| state | allowed without a state change | dropped when they crossed | deadline "
+        "| the socket closing |",
+        "|---|---|---|---|---|",
     ]
     deadlines = _deadlines()
+    table = TABLES[lifecycle]
     for state in states:
         row = table[state]
         inputs = [_code(received.value) for received in Input if row.get(received) is state]
+        crossed = [
+            _code(received.value) for received in Input if received in CROSSED[lifecycle][state]
+        ]
         if state is ConnectionState.CLOSED:
             closing = ""
         elif state is ConnectionState.FAILED:
@@ -107,8 +114,8 @@ def _staying(table: _Table, states: Sequence[ConnectionState]) -> list[str]:
         else:
             closing = "fails: `DisconnectedError`"
         lines.append(
-            f"| {state.value} | {', '.join(inputs) or '(none)'} | {deadlines.get(state, '')}"
-            f" | {closing} |"
+            f"| {state.value} | {', '.join(inputs) or '(none)'} | {', '.join(crossed)}"
+            f" | {deadlines.get(state, '')} | {closing} |"
         )
     return lines
 
@@ -124,7 +131,7 @@ def _lifecycle(lifecycle: Lifecycle) -> list[str]:
         "",
         *_mermaid(table, states),
         "",
-        *_staying(table, states),
+        *_staying(lifecycle, states),
     ]
     unreachable = [state for state in ConnectionState if state not in states]
     if unreachable:
@@ -138,7 +145,11 @@ def _inputs() -> list[str]:
     for wire_type, received in INPUT_BY_TYPE.items():
         types_of.setdefault(received, []).append(wire_type)
     types_of[Input.SESSION_READY] = ["event"]
+    types_of[Input.REPEATED_OFFER] = types_of[Input.NEW_OFFER] = ["sdpInvite"]
     described = {
+        Input.OFFER: "(the first of the conversation)",
+        Input.REPEATED_OFFER: "(the first one's SDP again)",
+        Input.NEW_OFFER: "(another SDP than the first one's)",
         Input.SESSION_READY: "named `connection`",
         Input.EVENT: "with any other name",
         Input.UNKNOWN: "a `type` this SDK does not know",
@@ -183,6 +194,19 @@ def render() -> str:
     for lifecycle in Lifecycle:
         lines += [*_lifecycle(lifecycle), ""]
     lines += [
+        "## Messages that cross",
+        "",
+        "Each end may send while the other's message is on its way, and then",
+        "receives that message in the state its own message led to. The tables are",
+        "built so that every such pair leaves both ends in the same state once the",
+        "link drains (`tests/blackbox_protocol/test_crossing.py` checks every pair).",
+        "Where the receiver's new state cannot take the crossed message, the",
+        "*dropped when they crossed* column lists it: it arrives late and is no news",
+        "(the client's last words after the server's result; an offer that crossed",
+        "the client's `terminate`), so it is dropped with no event and no violation.",
+        "A renegotiation that crosses `terminate` fails the call on both ends, as it",
+        "would have without the `terminate`.",
+        "",
         "## Everything else is an error",
         "",
         "An input that a state does not list is an error, and it never changes the",
@@ -191,12 +215,19 @@ def render() -> str:
         "sends it, `receive_frame` emits a `ProtocolViolation` event (the reason and",
         "the start of the frame) and the conversation goes on. A message that only",
         "the receiving end may send (a client receiving `terminate`) is a violation",
-        "in every state, and so are a frame that does not decode, a binary frame, a",
-        "frame or an SDP over its size limit, and a tool request id seen before.",
+        "in every state, and so are a frame that does not decode (arrays and objects",
+        f"nested deeper than {MAX_NESTING} levels included), a binary frame, a frame over",
+        "its size limit, an answer over the SDP size limit, an offer repeated (the",
+        "same SDP again: it is answered once), and a tool request id seen before. A",
+        "tool request that does not decode but whose `content.id` can be read is",
+        "answered at once with an error result, since the server waits for it.",
         "",
         "Some inputs fail the conversation (`failed`, with a `ConversationFailed`",
-        "event): an `error` frame (the service's error, typed), a passed deadline",
-        "(`ProtocolTimeout`), and the socket closing where that is not a normal end",
+        "event): an `error` frame (the service's error, typed), a new offer after the",
+        "first (the protocol has no renegotiation: `RemoteProtocolError`), an offer",
+        "over the SDP size limit (it cannot be answered, and nothing else can come:",
+        "`RemoteProtocolError`), a passed deadline (`ProtocolTimeout`), and the",
+        "socket closing where that is not a normal end",
         f"(`DisconnectedError`; it is one in {clean}).",
         "In `failed` received frames are ignored: close the socket. In `closed`,",
         "`receive_frame`, `receive_close` and every command raise `LocalProtocolError`.",

@@ -30,6 +30,7 @@ from blackbox_protocol import (
     format_timestamp,
     to_wire,
 )
+from blackbox_protocol._codec import MAX_NESTING, read_shallow
 from blackbox_protocol.messages import (
     MESSAGE_CLASSES,
     ConversationResult,
@@ -57,6 +58,8 @@ from blackbox_protocol.messages import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests._hypothesis import examples
 
 TRANSCRIPTS: Final = Path(__file__).parent / "transcripts"
 ENVELOPE: Final = frozenset({"type", "timestamp", "channelId"})
@@ -200,7 +203,7 @@ def test_strategies_cover_every_message_class() -> None:
 
 
 @pytest.mark.parametrize("cls", list(STRATEGIES), ids=lambda cls: cls.__name__)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(data=st.data(), now=nows)
 def test_round_trip(cls: type[Message], data: st.DataObject, now: float) -> None:
     sent = data.draw(STRATEGIES[cls])
@@ -217,7 +220,7 @@ def test_round_trip(cls: type[Message], data: st.DataObject, now: float) -> None
     assert to_wire(expected) == frame
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(sent=any_message)
 def test_encode_with_a_timestamp_ignores_now(sent: Message) -> None:
     stamped = attrs.evolve(sent, timestamp="2025-01-20T10:00:00.000Z")
@@ -225,7 +228,7 @@ def test_encode_with_a_timestamp_ignores_now(sent: Message) -> None:
     assert json.loads(encode(stamped, now=0))["timestamp"] == "2025-01-20T10:00:00.000Z"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(now=nows)
 def test_format_timestamp_is_the_wire_form_truncated_to_milliseconds(now: float) -> None:
     stamp = format_timestamp(now)
@@ -291,13 +294,13 @@ frame_like: Final = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(value=json_values)
 def test_any_json_value_decodes_or_is_invalid(value: Any) -> None:
     decode_or_invalid(json.dumps(value))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(value=frame_like)
 def test_any_frame_like_object_decodes_or_is_invalid(value: dict[str, Any]) -> None:
     decoded = decode_or_invalid(json.dumps(value))
@@ -305,13 +308,13 @@ def test_any_frame_like_object_decodes_or_is_invalid(value: dict[str, Any]) -> N
         assert decoded.type == value["type"]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(text=st.text())
 def test_any_text_decodes_or_is_invalid(text: str) -> None:
     decode_or_invalid(text)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(raw=st.binary())
 def test_any_bytes_as_latin_1_decode_or_are_invalid(raw: bytes) -> None:
     decode_or_invalid(raw.decode("latin-1"))
@@ -400,13 +403,13 @@ def mutated_frames(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=mutated_frames())
 def test_mutated_valid_frames_decode_or_are_invalid(text: str) -> None:
     decode_or_invalid(text)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(frame=st.sampled_from(TRANSCRIPT_FRAMES), key=st.sampled_from(sorted(ENVELOPE - {"type"})))
 def test_transcript_frames_without_optional_envelope_fields_decode(
     frame: dict[str, Any], key: str
@@ -427,7 +430,7 @@ def test_transcripts_give_frames_to_mutate() -> None:
 # Unknown messages.
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(
     tag=unknown_types,
     rest=st.dictionaries(st.sampled_from(WIRE_KEYS) | texts, json_values, max_size=5),
@@ -687,10 +690,61 @@ def test_encode_refuses_non_finite_numbers() -> None:
 def test_deeply_nested_json_is_invalid(opening: str) -> None:
     closing = "]" if opening == "[" else "}"
     text = '{"type": "text", "x": ' + opening * 100_000 + "1" + closing * 100_000 + "}"
-    with pytest.raises(InvalidMessage, match="not JSON"):
+    with pytest.raises(InvalidMessage, match="nest deeper than 128 levels"):
         decode(text)
-    with pytest.raises(InvalidMessage, match="not JSON"):
+    with pytest.raises(InvalidMessage, match="nest deeper than 128 levels"):
         decode(opening * 100_000)
+
+
+def tool_request_frame(depth: int) -> str:
+    """A tool request whose args hold ``{"v": [[...]]}``, the list ``depth`` + 1 levels deep.
+
+    Written by hand: ``json.dumps`` itself cannot write the deepest ones.
+    """
+    args = '{"v": ' + "[" * (depth + 1) + "]" * (depth + 1) + "}"
+    return (
+        '{"type": "websocketToolRequest", "timestamp": "2025-01-20T10:00:00.000Z", '
+        '"channelId": null, "content": {"id": "t-1", "toolName": "lookup", "args": ' + args + "}}"
+    )
+
+
+def test_the_nesting_bound_does_not_depend_on_the_callers_stack() -> None:
+    # The frame, its content and its args take three levels, the list depth + 1.
+    fits, over = tool_request_frame(MAX_NESTING - 4), tool_request_frame(MAX_NESTING - 3)
+
+    def at_depth(levels: int, text: str) -> object:
+        if levels:
+            return at_depth(levels - 1, text)
+        try:
+            return decode(text)
+        except InvalidMessage as exc:
+            return exc
+
+    for levels in (0, 300, 700):
+        assert isinstance(at_depth(levels, fits), WebsocketToolRequest), levels
+        assert isinstance(at_depth(levels, over), InvalidMessage), levels
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 990, 100_000])
+def test_a_frame_too_deep_to_decode_still_shows_its_envelope(depth: int) -> None:
+    frame = tool_request_frame(depth)
+    with pytest.raises(InvalidMessage):
+        decode(frame)
+    shallow = read_shallow(frame)
+    assert shallow["type"] == "websocketToolRequest"
+    assert shallow["content"] == {"id": "t-1", "toolName": "lookup", "args": None}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r'{"a": [1, {"b": "]}[{"}], "c": "\\"}', {"a": [1, {"b": "]}[{"}], "c": "\\"}),
+        ("not json", None),
+        ("[" * 200 + "]" * 199, None),
+    ],
+)
+def test_read_shallow_reads_what_it_can(text: str, expected: Any) -> None:
+    assert read_shallow(text) == expected
 
 
 def nested(depth: int) -> Any:
@@ -701,9 +755,9 @@ def nested(depth: int) -> Any:
 
 
 def test_what_decode_accepts_encode_writes_back() -> None:
-    # Nesting that json reads (a few hundred levels) inside a free-form field
-    # must also be writable: a relay or an emulator echoes such values.
-    args = {"v": nested(500)}
+    # The deepest nesting decode takes, inside a free-form field, must also be
+    # writable: a relay or an emulator echoes such values.
+    args = {"v": nested(MAX_NESTING - 4)}
     text = json.dumps(
         {"type": "websocketToolRequest", "timestamp": "t", "content": {"id": "1", "toolName": "t"}}
     ).replace('"toolName": "t"', '"toolName": "t", "args": ' + json.dumps(args))

@@ -512,6 +512,103 @@ def test_a_failure_drops_pending_tool_requests() -> None:
     assert pair.client.next_deadline() is None
 
 
+def tool_request_text(content: str) -> str:
+    """A ``websocketToolRequest`` frame with ``content`` written as given."""
+    return (
+        '{"type": "websocketToolRequest", "timestamp": "2025-01-20T10:00:00.000Z", '
+        '"channelId": null, "content": ' + content + "}"
+    )
+
+
+def nested_args(depth: int) -> str:
+    return '{"v": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (nested_args(990), "arrays and objects nest deeper than 128 levels"),
+        (nested_args(100_000), "arrays and objects nest deeper than 128 levels"),
+        (
+            "[1, 2]",
+            "invalid websocketToolRequest: expected an object, got an array @ $.content.args",
+        ),
+    ],
+    ids=["990-deep", "100000-deep", "args-not-an-object"],
+)
+def test_an_invalid_tool_request_whose_id_reads_gets_an_error_result(
+    args: str, reason: str
+) -> None:
+    # The server waits for every response: an unanswered request stalls the agent.
+    pair = Pair()
+    pair.connect()
+    frame = tool_request_text('{"id": "t-9", "toolName": "lookup", "args": ' + args + "}")
+    pair.client.receive_frame(frame, now=NOW)
+    event = violation(pair.client)
+    assert event.reason.startswith(reason)
+    assert event.reason.endswith("; answered with an error result")
+    [response] = parsed(pair.client.frames_to_send())
+    assert response["type"] == "websocketToolResponse"
+    assert response["channelId"] is None
+    assert response["content"]["id"] == "t-9"
+    assert response["content"]["result"]["error"].startswith(f"invalid request: {reason}")
+    assert pair.client.pending_tool_ids == frozenset()
+    # Answered once: the same invalid request again is only reported.
+    pair.client.receive_frame(frame, now=NOW)
+    assert not violation(pair.client).reason.endswith("answered with an error result")
+    assert pair.client.frames_to_send() == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"id": 7, "toolName": "lookup", "args": []}',
+        '{"toolName": "lookup", "args": []}',
+        '"not an object"',
+        '{"id": "t-1", "toolName": "lookup", "args": {"v": [}}',
+    ],
+    ids=["numeric-id", "no-id", "content-not-an-object", "not-json"],
+)
+def test_an_invalid_tool_request_without_a_readable_id_is_only_reported(content: str) -> None:
+    pair = Pair()
+    pair.connect()
+    pair.client.receive_frame(tool_request_text(content), now=NOW)
+    assert not violation(pair.client).reason.endswith("answered with an error result")
+    assert pair.client.frames_to_send() == []
+
+
+def test_an_invalid_tool_request_reusing_an_id_is_only_reported() -> None:
+    pair = Pair()
+    pair.connect()
+    pair.request_tool("t1")
+    frame = tool_request_text('{"id": "t1", "toolName": "lookup", "args": [0]}')
+    pair.client.receive_frame(frame, now=NOW)
+    violation(pair.client)
+    assert pair.client.frames_to_send() == []
+    assert pair.client.pending_tool_ids == {"t1"}
+
+
+def test_an_invalid_tool_request_too_big_to_read_is_only_reported() -> None:
+    pair = Pair()
+    pair.connect()
+    padding = "x" * (1024 * 1024)
+    frame = tool_request_text(
+        '{"id": "t-1", "toolName": "lookup", "args": [], "pad": "' + padding + '"}'
+    )
+    pair.client.receive_frame(frame, now=NOW)
+    violation(pair.client)
+    assert pair.client.frames_to_send() == []
+
+
+def test_an_invalid_tool_request_before_the_session_is_only_reported() -> None:
+    pair = Pair()
+    pair.start()
+    frame = tool_request_text('{"id": "t-1", "toolName": "lookup", "args": [0]}')
+    pair.client.receive_frame(frame, now=NOW)
+    violation(pair.client)
+    assert pair.client.frames_to_send() == []
+
+
 # Timers.
 
 
@@ -895,15 +992,21 @@ def test_an_unexpected_message_is_a_violation() -> None:
 # SDP limits.
 
 
-def test_an_offer_over_the_sdp_limit_is_refused() -> None:
+def test_an_offer_over_the_sdp_limit_fails_the_call() -> None:
+    # Nothing can come instead of the offer: waiting for the offer's deadline
+    # would only fail later, with a misleading reason.
     pair = Pair(max_sdp_size=len(OFFER) - 1)
     pair.connect(CallType.WEB_CALL)
     pair.server.offer(OFFER, now=NOW)
-    events = pair.to_client()
-    event = only(events)
-    assert isinstance(event, ProtocolViolation)
-    assert event.reason == f"an SDP of {len(OFFER)} characters is over the {len(OFFER) - 1} limit"
-    assert pair.client.state is S.AWAITING_OFFER
+    event = only(pair.to_client())
+    assert isinstance(event, ConversationFailed)
+    assert isinstance(event.error, RemoteProtocolError)
+    assert str(event.error) == (
+        f"the offer cannot be answered: an SDP of {len(OFFER)} characters "
+        f"is over the {len(OFFER) - 1} limit"
+    )
+    assert pair.client.state is S.FAILED
+    assert pair.client.frames_to_send() == []
 
 
 def test_an_offer_at_the_sdp_limit_is_accepted() -> None:
@@ -1043,10 +1146,9 @@ def test_a_terminate_crossing_the_result_ends_both() -> None:
     pair.client.terminate(now=NOW)
     pair.server.end(now=NOW)
     pair.to_client()
-    event = only(pair.to_server())
+    # The terminate crossed the result: no news for the server, and no violation.
+    assert pair.to_server() == []
     assert pair.states() == (S.ENDED, S.ENDED)
-    assert isinstance(event, ProtocolViolation)
-    assert event.reason == "unexpected terminate in state ended"
 
 
 def test_a_terminate_before_the_session_is_allowed() -> None:
@@ -1078,30 +1180,63 @@ def test_a_connection_class_must_implement_accept() -> None:
         end.receive_frame(wire({"type": "futureFeature"}), now=NOW)
 
 
-def test_a_second_offer_fails_a_voice_call() -> None:
+def answered_client() -> ClientConnection:
+    """A client of a voice call that has answered ``OFFER``."""
     client = ClientConnection()
     client.initialize("webCall", now=NOW)
     client.receive_frame(wire({"type": "event", "name": "connection"}), now=NOW)
     client.receive_frame(wire({"type": "sdpInvite", "data": {"invite": OFFER}}), now=NOW)
     client.answer(ANSWER, now=NOW)
     client.events_received()
-    client.receive_frame(wire({"type": "sdpInvite", "data": {"sdpOffer": OFFER}}), now=NOW)
+    client.frames_to_send()
+    return client
+
+
+def test_a_second_different_offer_fails_a_voice_call() -> None:
+    client = answered_client()
+    renegotiation = OFFER.replace("o=- 1 1", "o=- 1 2")
+    client.receive_frame(wire({"type": "sdpInvite", "data": {"invite": renegotiation}}), now=NOW)
     (failed,) = client.events_received()  # no OfferReceived: nothing to answer
     assert isinstance(failed, ConversationFailed)
     assert isinstance(failed.error, RemoteProtocolError)
-    assert str(failed.error) == "sdpInvite in state active: the conversation cannot go on"
+    assert str(failed.error) == (
+        "sdpInvite with a new offer in state active: the conversation cannot go on"
+    )
     assert client.state is S.FAILED
 
 
-def test_a_server_that_sends_a_second_offer_fails_too() -> None:
+@pytest.mark.parametrize("key", ["invite", "sdpOffer"])
+def test_the_same_offer_again_is_reported_and_not_answered(key: str) -> None:
+    client = answered_client()
+    client.receive_frame(wire({"type": "sdpInvite", "data": {key: OFFER}}), now=NOW)
+    (violation,) = client.events_received()
+    assert isinstance(violation, ProtocolViolation)
+    assert violation.reason == "the offer again (the same SDP): ignored, it is answered once"
+    assert client.state is S.ACTIVE
+    assert client.frames_to_send() == []
+    with pytest.raises(LocalProtocolError):
+        client.answer(ANSWER, now=NOW)
+
+
+def test_a_server_that_sends_a_different_second_offer_fails_too() -> None:
     pair = Pair()
     pair.voice_active()
-    pair.server.offer(OFFER, now=NOW)
+    pair.server.offer(OFFER.replace("o=- 1 1", "o=- 1 2"), now=NOW)
     (failed,) = pair.server.events_received()
     assert isinstance(failed, ConversationFailed)
     assert isinstance(failed.error, LocalProtocolError)
     pair.to_client()
     assert (pair.client.state, pair.server.state) == (S.FAILED, S.FAILED)
+
+
+def test_a_server_may_repeat_its_offer() -> None:
+    pair = Pair()
+    pair.voice_active()
+    pair.server.offer(OFFER, now=NOW)
+    assert pair.server.events_received() == []
+    [violation] = pair.to_client()
+    assert isinstance(violation, ProtocolViolation)
+    assert (pair.client.state, pair.server.state) == (S.ACTIVE, S.ACTIVE)
 
 
 def test_can_terminate_follows_the_table() -> None:

@@ -44,6 +44,7 @@ from blackbox_protocol import (
 from blackbox_protocol._state import (
     AWAITED,
     CLEAN_CLOSE,
+    CROSSED,
     INPUT_BY_TYPE,
     SENDER,
     TABLES,
@@ -83,6 +84,10 @@ S = ConnectionState
 START = 1_700_000_000.0
 OFFER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 RTP/SAVP 0\r\n"
 ANSWER_SDP = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 RTP/SAVP 0\r\n"
+#: A different offer than ``OFFER_SDP``: a renegotiation once that one was made.
+NEW_OFFER_SDP = OFFER_SDP.replace("o=- 1 1", "o=- 1 2")
+#: The inputs an ``sdpInvite`` is, told apart by the offers before it.
+LATER_OFFERS = frozenset({Input.REPEATED_OFFER, Input.NEW_OFFER})
 CALL_TYPE = {Lifecycle.CHAT: CallType.CHAT, Lifecycle.VOICE: CallType.WEB_CALL}
 #: The inputs that are messages on the wire (the others: unknown, timeout, close).
 MESSAGE_INPUTS = frozenset(Input) - {Input.UNKNOWN, Input.TIMEOUT, Input.CLOSE}
@@ -94,6 +99,8 @@ RECEIVED_EVENT: Mapping[Input, type[AppEvent]] = {
     Input.TEXT: TextReceived,
     Input.CHAT_MESSAGE: ChatMessageReceived,
     Input.OFFER: OfferReceived,
+    Input.REPEATED_OFFER: ProtocolViolation,
+    Input.NEW_OFFER: ConversationFailed,
     Input.ANSWER: AnswerReceived,
     Input.TOOL_REQUEST: ToolRequested,
     Input.TOOL_RESPONSE: ToolResponseReceived,
@@ -110,6 +117,12 @@ def reported(key: Input, target: ConnectionState) -> type[AppEvent]:
     return ConversationFailed if target is S.FAILED else RECEIVED_EVENT[key]
 
 
+def possible(path: Sequence[Input], key: Input) -> bool:
+    """Whether ``key`` can happen after ``path``: an offer is the first, or a later one."""
+    offered = Input.OFFER in path
+    return offered if key in LATER_OFFERS else not (key is Input.OFFER and offered)
+
+
 def other(role: Role) -> Role:
     return Role.SERVER if role is Role.CLIENT else Role.CLIENT
 
@@ -121,7 +134,7 @@ def table_reachable(lifecycle: Lifecycle) -> dict[ConnectionState, list[Input]]:
     while queue:
         state = queue.popleft()
         for key, target in TABLES[lifecycle][state].items():
-            if target not in paths:
+            if target not in paths and possible(paths[state], key):
                 paths[target] = [*paths[state], key]
                 queue.append(target)
     return paths
@@ -177,6 +190,8 @@ class Link:
             Input.EVENT: lambda: self.server.send_event("opened", {"at": 1}, now=now),
             Input.TEXT: lambda: self.server.send_text("Hi there", now=now),
             Input.OFFER: lambda: self.server.offer(OFFER_SDP, now=now),
+            Input.REPEATED_OFFER: lambda: self.server.offer(OFFER_SDP, now=now),
+            Input.NEW_OFFER: lambda: self.server.offer(NEW_OFFER_SDP, now=now),
             Input.TOOL_REQUEST: self._request_tool,
             Input.RESULT: lambda: self.server.end(now=now),
             Input.ERROR: lambda: self.server.send_error("Invalid token", now=now),
@@ -200,6 +215,8 @@ class Link:
             Input.TEXT: Text(content=TextContent(source="assistant", text="Hi")),
             Input.CHAT_MESSAGE: IncomingChatMessage(content="hello"),
             Input.OFFER: SdpInvite(data=SdpInviteData(invite=OFFER_SDP)),
+            Input.REPEATED_OFFER: SdpInvite(data=SdpInviteData(sdp_offer=OFFER_SDP)),
+            Input.NEW_OFFER: SdpInvite(data=SdpInviteData(invite=NEW_OFFER_SDP)),
             Input.ANSWER: SdpAnswer(data=SdpAnswerData(sdp_answer=ANSWER_SDP)),
             Input.TOOL_REQUEST: WebsocketToolRequest(
                 content=ToolRequestContent(id="fed-tool", tool_name="lookup", args={})
@@ -257,8 +274,10 @@ def live_reachable(lifecycle: Lifecycle) -> dict[ConnectionState, list[Input]]:
     while queue:
         state = queue.popleft()
         for key in TABLES[lifecycle][state]:
-            if key in (Input.TIMEOUT, Input.UNKNOWN) or (
-                key is not Input.CLOSE and Link(lifecycle).command(key) is None
+            if (
+                key in (Input.TIMEOUT, Input.UNKNOWN)
+                or not possible(paths[state], key)
+                or (key is not Input.CLOSE and Link(lifecycle).command(key) is None)
             ):
                 continue
             link = Link(lifecycle)
@@ -285,8 +304,16 @@ UNREACHABLE = [(lc, state) for lc in Lifecycle for state in S if state not in PA
 COMMANDED = [key for key in Input if key in SENDER and key is not Input.TOOL_LOG]
 
 
-def cases(keys: Iterable[Input]) -> list[tuple[Lifecycle, ConnectionState, Input]]:
-    return [(lc, state, key) for lc, state in REACHABLE for key in keys]
+def cases(
+    keys: Iterable[Input], *, impossible: bool = False
+) -> list[tuple[Lifecycle, ConnectionState, Input]]:
+    """Each reachable state with each key (with ``impossible``, also those its path rules out)."""
+    return [
+        (lc, state, key)
+        for lc, state in REACHABLE
+        for key in keys
+        if impossible or possible(PATHS[lc][state], key)
+    ]
 
 
 def case_id(value: object) -> str:
@@ -330,7 +357,15 @@ def test_sender_covers_every_message_input() -> None:
 
 def test_every_wire_type_is_an_input() -> None:
     assert set(INPUT_BY_TYPE) == set(MESSAGE_CLASSES)
-    assert set(INPUT_BY_TYPE.values()) | {Input.SESSION_READY} == MESSAGE_INPUTS
+    derived = {Input.SESSION_READY, *LATER_OFFERS}
+    assert set(INPUT_BY_TYPE.values()) | derived == MESSAGE_INPUTS
+
+
+@pytest.mark.parametrize("lifecycle", list(Lifecycle), ids=case_id)
+def test_what_crossed_is_never_also_in_the_row(lifecycle: Lifecycle) -> None:
+    for state, crossed in CROSSED[lifecycle].items():
+        assert not crossed & set(TABLES[lifecycle][state]), state
+        assert state not in (S.FAILED, S.CLOSED) or not crossed, state
 
 
 def test_clean_close_states_are_the_ends_of_a_conversation() -> None:
@@ -423,6 +458,9 @@ def test_received_frame(lifecycle: Lifecycle, state: ConnectionState, key: Input
             assert receiver.state is target
             assert [type(event) for event in events] == [reported(key, target)]
             assert frames == []
+        elif key in CROSSED[lifecycle][state]:
+            # It crossed this end's own message on the wire: no news, no word.
+            assert (receiver.state, events, frames) == (state, [], [])
         elif role is Role.SERVER and key is Input.INITIALIZE:
             # The service's rule: a second initialize is answered with an error.
             assert new_violations(events)
@@ -441,7 +479,7 @@ def test_received_frame(lifecycle: Lifecycle, state: ConnectionState, key: Input
             assert frames == []
 
 
-@pytest.mark.parametrize(("lifecycle", "state", "key"), cases(SENDER), ids=case_id)
+@pytest.mark.parametrize(("lifecycle", "state", "key"), cases(SENDER, impossible=True), ids=case_id)
 def test_frame_in_the_wrong_direction(
     lifecycle: Lifecycle, state: ConnectionState, key: Input
 ) -> None:

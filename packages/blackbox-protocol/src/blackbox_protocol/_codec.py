@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, Final
 
 import attrs
@@ -23,7 +24,14 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from blackbox_protocol.errors import InvalidMessage, LocalProtocolError
 from blackbox_protocol.messages import MESSAGE_CLASSES, Message, UnknownMessage
 
-__all__ = ["decode", "encode", "format_timestamp", "to_wire"]
+__all__ = ["MAX_NESTING", "decode", "encode", "format_timestamp", "read_shallow", "to_wire"]
+
+#: The deepest nesting of arrays and objects a frame may have (serde_json's
+#: default). Without a fixed bound, how deep ``json`` can read depends on the
+#: caller's stack: a frame that decodes in a test would fail in the driver.
+MAX_NESTING: Final = 128
+#: The longest frame ``read_shallow`` prunes: pruning walks every bracket in Python.
+_MAX_PRUNED: Final = 1024 * 1024
 
 #: The envelope keys; ``type`` is the tag and never lands in ``extra``.
 _ENVELOPE: Final = frozenset({"type", "timestamp", "channelId"})
@@ -200,6 +208,56 @@ _json_decode: Final = json.JSONDecoder(
     parse_constant=_reject_constant, parse_float=_parse_float
 ).decode
 
+#: A JSON string, escapes included (the unrolled form, which backtracks least).
+_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: What a bracket does to the depth.
+_DEPTH_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+_BRACKET_OR_STRING: Final = re.compile(_STRING.pattern + r"|[\[\]{}]")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether ``text`` nests arrays and objects deeper than ``MAX_NESTING``."""
+    # Most frames have too few brackets to nest that deep: two C scans settle it.
+    if len(text) <= MAX_NESTING or text.count("{") + text.count("[") <= MAX_NESTING:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > MAX_NESTING
+
+
+def _pruned(text: str, depth: int) -> str:
+    """``text`` with every array or object deeper than ``depth`` replaced by ``null``."""
+    kept: list[str] = []
+    level, start = 0, 0
+    for match in _BRACKET_OR_STRING.finditer(text):
+        step = _DEPTH_STEP.get(match.group(), 0)
+        if step > 0:
+            level += 1
+            if level == depth + 1:
+                kept.append(text[start : match.start()])
+        elif step < 0:
+            if level == depth + 1:
+                kept.append("null")
+                start = match.end()
+            level -= 1
+    kept.append(text[start:])
+    return "".join(kept)
+
+
+def read_shallow(text: str, depth: int = 2) -> Any:
+    """The JSON value of a refused frame, as far as it can be read; ``None`` if not at all.
+
+    In a frame nested too deep to decode, arrays and objects deeper than
+    ``depth`` read as ``None``, so its envelope still shows (a tool request's
+    ``content.id``, say).
+    """
+    if len(text) > _MAX_PRUNED:
+        return None
+    try:
+        return _json_decode(_pruned(text, depth) if _too_deep(text) else text)
+    except (ValueError, RecursionError):
+        return None
+
 
 def decode(text: str) -> Message:
     """Parse one frame.
@@ -212,10 +270,13 @@ def decode(text: str) -> Message:
         whole object.
 
     Raises:
-        InvalidMessage: the text is not a valid frame: not JSON, not an object,
-            no string ``type``, or a known type with a wrong shape. The reason
-            names the offending path (``$.content.text``).
+        InvalidMessage: the text is not a valid frame: not JSON, nested deeper
+            than ``MAX_NESTING``, not an object, no string ``type``, or a known
+            type with a wrong shape. The reason names the offending path
+            (``$.content.text``).
     """
+    if _too_deep(text):
+        raise InvalidMessage(f"arrays and objects nest deeper than {MAX_NESTING} levels")
     try:
         value = _json_decode(text)
     except (ValueError, RecursionError) as exc:

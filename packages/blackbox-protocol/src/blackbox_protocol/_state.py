@@ -10,6 +10,13 @@ here) and voice.
 state does not list is an error, and never changes the state: the app sending
 it gets ``LocalProtocolError``; the peer sending it gets a
 ``ProtocolViolation`` event. ``CLOSE`` is listed in every state.
+
+Messages cross on the wire: each end may send while the other's message is
+in flight, and then receives it in the state its own message led to. The
+tables are built so that every such pair leaves both ends in the same state
+once the link drains (a test checks every pair). Where the receiver's new
+state cannot take the crossed message, ``CROSSED`` lists it: it arrives late,
+it is no news, and it is dropped without an event.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Final
 __all__ = [
     "AWAITED",
     "CLEAN_CLOSE",
+    "CROSSED",
     "INPUT_BY_TYPE",
     "SENDER",
     "TABLES",
@@ -90,7 +98,14 @@ class Input(_Enum):
     EVENT = "event"
     TEXT = "text"
     CHAT_MESSAGE = "incomingChatMessage"
+    #: The conversation's first ``sdpInvite``.
     OFFER = "sdpInvite"
+    #: ``sdpInvite`` again with the offer already made (the same SDP): a
+    #: retransmission, which changes nothing; the receiver reports it.
+    REPEATED_OFFER = "sdpInvite repeating the offer"
+    #: ``sdpInvite`` with a different offer after the first: a renegotiation,
+    #: which the protocol does not have.
+    NEW_OFFER = "sdpInvite with a new offer"
     ANSWER = "sdpAnswer"
     TOOL_REQUEST = "websocketToolRequest"
     TOOL_RESPONSE = "websocketToolResponse"
@@ -107,7 +122,8 @@ class Input(_Enum):
     CLOSE = "close"
 
 
-#: The input each wire ``type`` is (``event`` is resolved by its name).
+#: The input each wire ``type`` is (``event`` is resolved by its name, and
+#: ``sdpInvite`` by the offers before it).
 INPUT_BY_TYPE: Final[Mapping[str, Input]] = {
     "initialize": Input.INITIALIZE,
     "event": Input.EVENT,
@@ -135,6 +151,8 @@ SENDER: Final[Mapping[Input, Role]] = {
     Input.EVENT: Role.SERVER,
     Input.TEXT: Role.SERVER,
     Input.OFFER: Role.SERVER,
+    Input.REPEATED_OFFER: Role.SERVER,
+    Input.NEW_OFFER: Role.SERVER,
     Input.TOOL_REQUEST: Role.SERVER,
     Input.TOOL_LOG: Role.SERVER,
     Input.RESULT: Role.SERVER,
@@ -163,9 +181,10 @@ _I = Input
 _INFORMATIVE: Final = {_I.EVENT: None, _I.TEXT: None, _I.TOOL_LOG: None, _I.UNKNOWN: None}
 #: Tool requests and replies may cross at any time while the agent runs.
 _TOOLS: Final = {_I.TOOL_REQUEST: None, _I.TOOL_RESPONSE: None}
-#: A second offer asks for a renegotiation the protocol does not have: the
-#: media would change under the call, so the conversation cannot go on.
-_RENEGOTIATION: Final = {_I.OFFER: _S.FAILED}
+#: Once an offer was made: a new one asks for a renegotiation the protocol does
+#: not have (the media would change under the call), so the conversation
+#: cannot go on; the same one again is a retransmission, harmless.
+_LATER_OFFERS: Final = {_I.NEW_OFFER: _S.FAILED, _I.REPEATED_OFFER: None}
 #: How any live conversation can end.
 _ENDINGS: Final = {_I.TERMINATE: _S.TERMINATING, _I.RESULT: _S.ENDED, _I.ERROR: _S.FAILED}
 
@@ -185,8 +204,8 @@ def _table(*, voice: bool) -> Mapping[ConnectionState, Row]:
     chat = {_I.CHAT_MESSAGE: None}
     # Live clients that sent chat text before ``event connection`` still worked.
     early_chat = {} if voice else chat
-    # In chat an offer is merely out of place (a violation); in voice it is fatal.
-    renegotiation = _RENEGOTIATION if voice else {}
+    # In chat no offer is ever taken, so every one is out of place (a violation).
+    later_offers = _LATER_OFFERS if voice else {}
     rows = {
         _S.AWAITING_INITIALIZE: _row(
             _S.AWAITING_INITIALIZE,
@@ -202,16 +221,19 @@ def _table(*, voice: bool) -> Mapping[ConnectionState, Row]:
             _S.AWAITING_OFFER, {_I.OFFER: _S.ANSWERING}, _INFORMATIVE, _TOOLS, _ENDINGS
         ),
         _S.ANSWERING: _row(
-            _S.ANSWERING, {_I.ANSWER: _S.ACTIVE}, _RENEGOTIATION, _INFORMATIVE, _TOOLS, _ENDINGS
+            _S.ANSWERING, {_I.ANSWER: _S.ACTIVE}, _LATER_OFFERS, _INFORMATIVE, _TOOLS, _ENDINGS
         ),
-        _S.ACTIVE: _row(_S.ACTIVE, _INFORMATIVE, _TOOLS, chat, _ENDINGS, renegotiation),
-        # ``event connection`` may cross an early ``terminate`` on the wire.
+        _S.ACTIVE: _row(_S.ACTIVE, _INFORMATIVE, _TOOLS, chat, _ENDINGS, later_offers),
+        # ``event connection`` may cross an early ``terminate`` on the wire. So
+        # may a renegotiation, after which the server has failed the call: the
+        # client fails it too.
         _S.TERMINATING: _row(
             _S.TERMINATING,
             {_I.SESSION_READY: None},
             _INFORMATIVE,
             _TOOLS,
             {_I.RESULT: _S.ENDED, _I.ERROR: _S.FAILED},
+            later_offers,
         ),
         _S.ENDED: _row(_S.ENDED, _INFORMATIVE),
         _S.FAILED: _row(_S.FAILED),
@@ -229,4 +251,26 @@ def _table(*, voice: bool) -> Mapping[ConnectionState, Row]:
 TABLES: Final[Mapping[Lifecycle, Mapping[ConnectionState, Row]]] = {
     Lifecycle.CHAT: _table(voice=False),
     Lifecycle.VOICE: _table(voice=True),
+}
+
+
+def _crossed(*, voice: bool) -> Mapping[ConnectionState, frozenset[Input]]:
+    # The client's last words, sent before the server's result reached it: the
+    # conversation is over, and the server has nothing to do with them.
+    last_words = {_I.TERMINATE, _I.CHAT_MESSAGE, _I.TOOL_RESPONSE}
+    crossed = {
+        _S.ENDED: frozenset(last_words | {_I.ANSWER} if voice else last_words),
+        # The server offered before our ``terminate`` reached it: the call is
+        # ending, so the offer is not answered (the server does not wait for it).
+        _S.TERMINATING: frozenset({_I.OFFER} if voice else ()),
+    }
+    return {state: crossed.get(state, frozenset()) for state in ConnectionState}
+
+
+#: What each state drops without a word when it arrives: messages that crossed
+#: this end's own on the wire and are no news by now (see the module's docstring).
+#: No state both lists an input in its row and here.
+CROSSED: Final[Mapping[Lifecycle, Mapping[ConnectionState, frozenset[Input]]]] = {
+    Lifecycle.CHAT: _crossed(voice=False),
+    Lifecycle.VOICE: _crossed(voice=True),
 }

@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Literal
 
-from blackbox_protocol._codec import decode, encode
+from blackbox_protocol._codec import decode, encode, read_shallow
 from blackbox_protocol._state import (
     AWAITED,
     CLEAN_CLOSE,
+    CROSSED,
     INPUT_BY_TYPE,
     SENDER,
     TABLES,
@@ -129,10 +130,16 @@ _UNKNOWN: Final = Input.UNKNOWN
 _DEAF: Final = frozenset({ConnectionState.CLOSED, ConnectionState.FAILED})
 
 
-def _input_of(message: Message) -> Input:
-    if type(message) is Event and message.name == "connection":
-        return _SESSION_READY
-    return _INPUT_BY_CLASS.get(type(message), _UNKNOWN)
+def _tool_id(frame: str) -> str | None:
+    """The ``content.id`` of a refused ``websocketToolRequest`` frame, if it can be read."""
+    if "websocketToolRequest" not in frame:
+        return None
+    value = read_shallow(frame)
+    if not isinstance(value, dict) or value.get("type") != "websocketToolRequest":
+        return None
+    content = value.get("content")
+    tool_id = content.get("id") if isinstance(content, dict) else None
+    return tool_id if isinstance(tool_id, str) else None
 
 
 class _Connection:
@@ -156,6 +163,8 @@ class _Connection:
         self._events: list[AppEvent] = []
         self._frames: list[str] = []
         self._error: BlackBoxError | None = None
+        #: The conversation's first SDP offer, once made (sent, or received and taken).
+        self._offer: str | None = None
 
     @property
     def state(self) -> ConnectionState:
@@ -209,24 +218,33 @@ class _Connection:
         try:
             message = decode(frame)
         except InvalidMessage as exc:
-            self._violated(exc.reason, frame)
+            self._invalid(exc, frame, now)
             return
-        received = _input_of(message)
+        received = self._input_of(message)
         if SENDER.get(received) is self._role:
             self._violated(f"{message.type} is sent by a {self._role.value}, not to one", frame)
             return
         target = self._row().get(received)
         if target is None:
-            self._unexpected(received, frame, now)
+            if received in CROSSED[self._lifecycle][self._state]:
+                self._took(received, message)
+            else:
+                self._unexpected(received, frame, now)
             return
-        # A fatal message (an error, a second offer) is no news for the app:
+        # A fatal message (an error, a new offer) is no news for the app:
         # ``_move`` reports it as the conversation's failure.
         if target is not ConnectionState.FAILED:
-            refusal = self._accept(message, now)
+            try:
+                refusal = self._accept(message, now)
+            except RemoteProtocolError as error:
+                # Valid, and awaited, but impossible to act on: nothing else can come.
+                self._fail(error)
+                return
             if refusal is not None:
                 self._violated(refusal, frame)
                 return
-        self._move(target, message, now)
+        self._took(received, message)
+        self._move(target, received, message, now)
 
     def receive_close(self, code: int | None = None, reason: str = "") -> None:
         """Tell the connection its socket closed.
@@ -253,14 +271,38 @@ class _Connection:
 
     def _send(self, message: Message, *, now: float) -> None:
         """Queue an app command's frame and move the state, or raise and change nothing."""
-        target = self._row().get(_input_of(message))
+        sent = self._input_of(message)
+        target = self._row().get(sent)
         if target is None:
-            raise LocalProtocolError(f"cannot send {message.type} in state {self._state.value}")
+            raise LocalProtocolError(f"cannot send {sent.value} in state {self._state.value}")
         self._frames.append(encode(message, now=now))
-        self._move(target, message, now, sent=True)
+        self._took(sent, message)
+        self._move(target, sent, message, now, sent=True)
+
+    def _input_of(self, message: Message) -> Input:
+        """Which input ``message`` is, in this conversation."""
+        if type(message) is Event and message.name == "connection":
+            return _SESSION_READY
+        if type(message) is SdpInvite:
+            if self._offer is None:
+                return Input.OFFER
+            return Input.REPEATED_OFFER if message.data.sdp == self._offer else Input.NEW_OFFER
+        return _INPUT_BY_CLASS.get(type(message), _UNKNOWN)
+
+    def _took(self, key: Input, message: Message) -> None:
+        """Note what later inputs depend on: the first offer, whether answered or crossed."""
+        if key is Input.OFFER:
+            assert isinstance(message, SdpInvite), "only an sdpInvite is an offer"
+            self._offer = message.data.sdp
 
     def _move(
-        self, target: ConnectionState, message: Message, now: float, *, sent: bool = False
+        self,
+        target: ConnectionState,
+        key: Input,
+        message: Message,
+        now: float,
+        *,
+        sent: bool = False,
     ) -> None:
         if target is self._state:
             return
@@ -270,7 +312,7 @@ class _Connection:
         if isinstance(message, Error):
             self._fail(service_error(message.data.message))
         elif target is ConnectionState.FAILED:
-            reason = f"{message.type} in state {previous.value}: the conversation cannot go on"
+            reason = f"{key.value} in state {previous.value}: the conversation cannot go on"
             # Both ends fail; the end that sent it broke the protocol itself.
             self._fail(LocalProtocolError(reason) if sent else RemoteProtocolError(reason))
         elif target is ConnectionState.ENDED:
@@ -288,6 +330,9 @@ class _Connection:
 
     def _violated(self, reason: str, frame: str) -> None:
         self._events.append(ProtocolViolation(reason, frame[:_EXCERPT]))
+
+    def _invalid(self, error: InvalidMessage, frame: str, now: float) -> None:
+        self._violated(error.reason, frame)
 
     def _unexpected(self, received: Input, frame: str, now: float) -> None:
         self._violated(f"unexpected {received.value} in state {self._state.value}", frame)
@@ -475,9 +520,11 @@ class ClientConnection(_Connection):
                 partial = content.type == "potential"
                 self._events.append(TextReceived(content.source, content.text, partial))
             case SdpInvite(data=data):
+                if data.sdp == self._offer:
+                    return "the offer again (the same SDP): ignored, it is answered once"
                 refused = self._check_sdp(data.sdp)
                 if refused is not None:
-                    return refused
+                    raise RemoteProtocolError(f"the offer cannot be answered: {refused}")
                 self._events.append(OfferReceived(data.sdp))
             case WebsocketToolRequest(content=request):
                 return self._tool_requested(request, now)
@@ -498,6 +545,21 @@ class ClientConnection(_Connection):
         self._pending_tools[request.id] = (now + self._tool_timeout, request.tool_name)
         self._events.append(ToolRequested(request.id, request.tool_name, request.args))
         return None
+
+    def _invalid(self, error: InvalidMessage, frame: str, now: float) -> None:
+        """Report a refused frame; a tool request whose id can be read still gets an answer.
+
+        The server waits for every request's response, so an unanswered one
+        would stall the agent: it gets an error result instead.
+        """
+        tool_id = _tool_id(frame) if Input.TOOL_REQUEST in self._row() else None
+        if tool_id is None or tool_id in self._seen_tool_ids:
+            super()._invalid(error, frame, now)
+            return
+        self._seen_tool_ids.add(tool_id)
+        content = ToolResponseContent(id=tool_id, result={"error": f"invalid request: {error}"})
+        self._send(WebsocketToolResponse(content=content), now=now)
+        self._violated(f"{error.reason}; answered with an error result", frame)
 
     def _ended(self) -> None:
         self._pending_tools.clear()
