@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from blackbox_emulator import AgentScript, Emulator, Fault
+from blackbox_emulator.faults import DUPLICATE_OFFER_AFTER
 from blackbox_emulator.records import Direction
 from blackbox_emulator.voice import VoicePeer
 from blackbox_protocol import (
@@ -12,6 +15,7 @@ from blackbox_protocol import (
     ConversationEnded,
     ConversationFailed,
     OfferReceived,
+    ProtocolViolation,
     RemoteProtocolError,
     TextReceived,
 )
@@ -51,7 +55,9 @@ async def test_a_second_offer_arrives_after_the_answer() -> None:
 
     # There is no renegotiation in this protocol: the client's core fails the call.
     assert isinstance(failed.error, RemoteProtocolError)
-    assert str(failed.error) == "sdpInvite in state active: the conversation cannot go on"
+    assert str(failed.error) == (
+        "sdpInvite with a new offer in state active: the conversation cannot go on"
+    )
     invites = [m for m in record.messages(Direction.OUT) if m["type"] == "sdpInvite"]
     assert invites[0]["data"]["invite"] == offer
     second = invites[1]["data"]["invite"]
@@ -59,6 +65,27 @@ async def test_a_second_offer_arrives_after_the_answer() -> None:
     origin, new_origin = offer.split("\r\n")[1].split(), second.split("\r\n")[1].split()
     assert int(new_origin[2]) == int(origin[2]) + 1
     assert second.split("\r\n")[2:] == offer.split("\r\n")[2:]
+
+
+async def test_a_duplicate_offer_is_the_same_frame_again_and_the_call_goes_on() -> None:
+    async with Emulator(script=SCRIPT, fault=Fault.DUPLICATE_OFFER) as emu:
+        async with voice_call(emu) as (client, answerer, offer):
+            await answerer.connected()
+            said = await client.wait_for(TextReceived)
+            await client.terminate()
+            ended = await client.wait_for(ConversationEnded)
+        await emu.wait_until_idle()
+        (record,) = emu.conversations
+
+    # The client's core reports the repeat and does not answer it again.
+    (violation,) = client.of(ProtocolViolation)
+    assert violation.reason == "the offer again (the same SDP): ignored, it is answered once"
+    assert len(client.of(OfferReceived)) == 1
+    invites = [f for f in record.frames if f.direction is Direction.OUT and "sdpInvite" in f.data]
+    assert [json.loads(f.data)["data"] for f in invites] == [{"invite": offer}] * 2
+    assert invites[1].time - invites[0].time >= DUPLICATE_OFFER_AFTER
+    assert record.types(Direction.IN).count("sdpAnswer") == 1
+    assert (said.text, ended.result.status) == ("Hello.", "Completed")
 
 
 async def test_a_bad_offer_is_refused_by_aiortc() -> None:

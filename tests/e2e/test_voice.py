@@ -13,10 +13,18 @@ import time
 from pathlib import Path
 
 import anyio
+import attrs
 import blackbox_protocol as bb
 import numpy as np
 import pytest
-from blackbox_emulator import EmulatorThread, OfferKey, OfferStyle, run_in_thread
+from blackbox_emulator import (
+    ConversationRecord,
+    Direction,
+    EmulatorThread,
+    OfferKey,
+    OfferStyle,
+    run_in_thread,
+)
 from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
 from blackbox_media_aiortc import AiortcSession, AsyncioRequired, OfferError
 from blackbox_media_file import FileSession
@@ -67,46 +75,91 @@ def assert_valid_wav(path: Path) -> None:
     assert samples.dtype == np.int16
 
 
+@attrs.frozen
+class Heard:
+    """What a call heard: the greeting, the violations, the result, and the emulator's record."""
+
+    texts: list[str]
+    violations: list[str]
+    result: bb.ConversationResultData | None
+    record: ConversationRecord
+
+
+async def greeted(emu: EmulatorThread, clip: Path, recording: Path) -> Heard:
+    """Call, playing ``clip``; hang up once the agent's greeting has been heard."""
+    texts: list[str] = []
+    violations: list[str] = []
+    session = FileSession(clip, record=recording)
+    with anyio.fail_after(20):
+        async with bb.connect(
+            emu.token, server=emu.server, call_type="webCall", media=session
+        ) as call:
+            async for event in call:
+                if isinstance(event, bb.ProtocolViolation):
+                    violations.append(event.reason)
+                if isinstance(event, bb.TextReceived) and event.source == "assistant":
+                    texts.append(event.text)
+                    if event.text == GREETING[-1]:
+                        break
+            # The last utterance is voiced as its text is sent: let it play (about 0.8 s).
+            await anyio.sleep(1.5)
+            result = await call.terminate()
+        (record,) = await finished(emu)
+    return Heard(texts, violations, result, record)
+
+
+def assert_audio_both_ways(heard: Heard, recording: Path, *, rate: int) -> None:
+    # What the agent said is in our recording: its three greeting tones.
+    for frequency in AGENT_TONES_HZ[:3]:
+        assert has_tone(recording, frequency), f"{frequency} Hz not heard"
+    # What we played is in the emulator's.
+    audio = heard.record.audio_path
+    assert audio is not None
+    assert read_wav(audio)[1:] == (rate, 1)
+    assert has_tone(audio, OUR_TONE_HZ, windows=10)
+    assert not has_tone(audio, AGENT_TONES_HZ[0])
+
+
 @pytest.mark.parametrize("offer_key", ["invite", "sdpOffer"])
 @pytest.mark.parametrize("offer_style", ["sip", "browser"])
 async def test_a_voice_call_carries_audio_both_ways(
     tmp_path: Path, clip: Path, emu_dir: Path, offer_style: OfferStyle, offer_key: OfferKey
 ) -> None:
     recording = tmp_path / "agent.wav"
-    texts: list[str] = []
     with run_in_thread(
         token=TOKEN,
         record_dir=emu_dir,
         offer_style=offer_style,
         offer_key=offer_key,
     ) as emu:
-        session = FileSession(clip, record=recording)
-        with anyio.fail_after(20):
-            async with bb.connect(
-                emu.token, server=emu.server, call_type="webCall", media=session
-            ) as call:
-                async for event in call:
-                    if isinstance(event, bb.TextReceived) and event.source == "assistant":
-                        texts.append(event.text)
-                        if event.text == GREETING[-1]:
-                            break
-                # The last utterance is voiced as its text is sent: let it play (about 0.8 s).
-                await anyio.sleep(1.5)
-                result = await call.terminate()
-            (record,) = await finished(emu)
+        heard = await greeted(emu, clip, recording)
 
-    assert texts == GREETING
-    assert result == bb.ConversationResultData(status="Completed")
-    # What the agent said is in our recording: its three greeting tones.
-    for frequency in AGENT_TONES_HZ[:3]:
-        assert has_tone(recording, frequency), f"{frequency} Hz not heard"
-    # What we played is in the emulator's.
-    assert record.audio_path is not None
-    assert record.audio_path.parent == emu_dir
-    _, rate, channels = read_wav(record.audio_path)
-    assert (rate, channels) == ((8000, 1) if offer_style == "sip" else (48000, 1))
-    assert has_tone(record.audio_path, OUR_TONE_HZ, windows=10)
-    assert not has_tone(record.audio_path, AGENT_TONES_HZ[0])
+    assert heard.texts == GREETING
+    assert heard.violations == []
+    assert heard.result == bb.ConversationResultData(status="Completed")
+    assert heard.record.audio_path is not None
+    assert heard.record.audio_path.parent == emu_dir
+    assert_audio_both_ways(heard, recording, rate=8000 if offer_style == "sip" else 48000)
+
+
+@pytest.mark.parametrize("offer_key", ["invite", "sdpOffer"])
+async def test_a_repeated_offer_keeps_the_call_and_its_audio(
+    tmp_path: Path, clip: Path, emu_dir: Path, offer_key: OfferKey
+) -> None:
+    recording = tmp_path / "agent.wav"
+    with run_in_thread(
+        token=TOKEN, record_dir=emu_dir, offer_key=offer_key, fault="duplicate-offer"
+    ) as emu:
+        heard = await greeted(emu, clip, recording)
+
+    offers = [m for m in heard.record.messages(Direction.OUT) if m["type"] == "sdpInvite"]
+    assert len(offers) == 2
+    assert offers[0]["data"] == offers[1]["data"]
+    assert heard.record.types(Direction.IN).count("sdpAnswer") == 1
+    assert heard.violations == ["the offer again (the same SDP): ignored, it is answered once"]
+    assert heard.texts == GREETING
+    assert heard.result == bb.ConversationResultData(status="Completed")
+    assert_audio_both_ways(heard, recording, rate=8000)
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])

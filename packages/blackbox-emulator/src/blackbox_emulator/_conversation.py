@@ -43,7 +43,12 @@ from websockets.exceptions import ConnectionClosed as WebSocketClosed
 
 from blackbox_emulator._sdp import bad_offer, candidate_hosts, next_version, redirect_candidates
 from blackbox_emulator.agent import Action, AskTool, Finish, Say, ScriptedAgent
-from blackbox_emulator.faults import HUGE_FRAME_CHARS, Fault, garbage_frames
+from blackbox_emulator.faults import (
+    DUPLICATE_OFFER_AFTER,
+    HUGE_FRAME_CHARS,
+    Fault,
+    garbage_frames,
+)
 from blackbox_emulator.media import MediaFactory, MediaHook
 from blackbox_emulator.records import ConversationRecord, Direction
 from blackbox_emulator.script import AgentScript, VoiceOptions
@@ -253,6 +258,11 @@ class Conversation:
         self._offer = offer
         self._core.offer(offer, key=self._voice.offer_key, now=time.time())
         await self._flush()
+        if self._fault is Fault.DUPLICATE_OFFER:
+            await asyncio.sleep(DUPLICATE_OFFER_AFTER)
+            _log.info("conversation %d: fault duplicate-offer: the offer again", self._number)
+            self._core.offer(offer, key=self._voice.offer_key, now=time.time())
+            await self._flush()
 
     async def _make_media(self, event: InitializeReceived) -> MediaHook:
         if self._media_factory is not None:
@@ -315,7 +325,8 @@ class Conversation:
             else SdpInviteData(sdp_offer=sdp)
         )
         _log.info("conversation %d: fault second-offer", self._number)
-        # The core refuses a second offer (the protocol has none), so it is encoded directly.
+        # Through the core, a new offer would fail the emulator's own end too; this
+        # server goes on as if nothing happened, so the offer is encoded directly.
         await self._send(encode(SdpInvite(data=again), now=time.time()))
 
     async def _stop_media(self) -> None:

@@ -14,10 +14,12 @@ from typing import Final
 
 from blackbox_protocol import format_timestamp
 
-__all__ = ["HUGE_FRAME_CHARS", "Fault", "garbage_frames"]
+__all__ = ["DUPLICATE_OFFER_AFTER", "HUGE_FRAME_CHARS", "Fault", "garbage_frames"]
 
 #: The size of the ``huge`` fault's frame: twice the SDK's default 8 MiB limit.
 HUGE_FRAME_CHARS: Final = 16 * 1024 * 1024 + 1024
+#: Seconds after the offer that the ``duplicate-offer`` fault sends it again.
+DUPLICATE_OFFER_AFTER: Final = 0.1
 
 
 class Fault(StrEnum):
@@ -45,6 +47,11 @@ class Fault(StrEnum):
     #: ``sdpInvite`` (the same offer, its session version one higher), which
     #: the protocol has no place for; the call otherwise goes on.
     SECOND_OFFER = "second-offer"
+    #: Voice: the very same ``sdpInvite`` again (the same SDP, under the same
+    #: key) ``DUPLICATE_OFFER_AFTER`` seconds after the first, as a relay
+    #: that retransmits; the call otherwise goes on. The client must answer
+    #: once and keep the call.
+    DUPLICATE_OFFER = "duplicate-offer"
     #: Voice: the ``sdpInvite`` carries text no SDP parser takes (it starts
     #: like an SDP, but its ``m=`` line has codec names for payload types);
     #: no media peer is made.
