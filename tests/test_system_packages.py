@@ -1,4 +1,4 @@
-"""``tests/_system.py``: a missing system package skips the test, or fails it when required.
+"""``tests/_system.py``: a missing system package skips, or fails when required; CI installs each.
 
 The plugin is run for real: pytest in a child process, on a test file that
 declares one package no machine has and one every machine has.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._system import REQUIRE_VARIABLE
+from tests._system import PACKAGES, REQUIRE_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +109,19 @@ def test_any_other_value_of_the_variable_is_a_usage_error(tmp_path: Path) -> Non
     assert f"{REQUIRE_VARIABLE}='yes': set it to 1" in done.stderr
     assert list(tmp_path.glob("*-ran")) == []
 
+
+def test_ci_installs_and_the_pages_name_every_package_a_test_needs() -> None:
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    (install,) = re.findall(r"apt-get install -y[^\n]*\\\n([^\n]*)", script)
+    assert f"export {REQUIRE_VARIABLE}=1\n" in script
+    assert script.rstrip().endswith("python3 -m pip install uv nox && nox")
+    pages = {
+        name: (ROOT / name).read_text(encoding="utf-8")
+        for name in ("README.md", "docs/contributing.md")
+    }
+    for package in PACKAGES:
+        assert package.debian in install.split(), f".ci/run does not install {package.debian}"
+        for name, text in pages.items():
+            assert f"`{package.debian}`" in text, f"{name} does not name {package.debian}"
+    for text in pages.values():
+        assert REQUIRE_VARIABLE in text
