@@ -2,7 +2,9 @@
 
 An emulator in one process (``blackbox emulator --port 0``), the call in
 another; the recordings are checked by FFT: the agent's tones where the agent
-is, our tone where we are.
+is, our tone where we are. ``blackbox devices`` lists a device of our own
+where PortAudio is installed (``tests/_system.py``), and says what to install
+where it is not (tested everywhere, PortAudio hidden).
 """
 
 from __future__ import annotations
@@ -10,19 +12,31 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
+from blackbox_media_aiortc.devices import INSTALL_HINT
 
+from tests._system import ALSA, PORTAUDIO, needs
 from tests.blackbox_cli._process import CLI, Process, base_env, emulator_process, run_cli
 from tests.blackbox_media_file._audio import read_wav, tone, write_wav
 
 TOKEN = "voice-cli-token"
 OUR_TONE_HZ = 440.0
 GREETING = ["Hello! ", "This is the BlackBox emulator. ", "How can I help?"]
+#: An ALSA device of our own (``$HOME/.asoundrc``), so that ``blackbox devices``
+#: has a known name to list: the ``null`` plugin records silence and plays nowhere.
+ASOUNDRC = "pcm.blackbox_null {\n    type null\n}\n"
+#: ``blackbox`` with PortAudio hidden from sounddevice (as where it is not
+#: installed; its way of looking is ``ctypes.util.find_library``), on any machine.
+WITHOUT_PORTAUDIO = (
+    "import ctypes.util, sys; ctypes.util.find_library = lambda name: None; "
+    "from blackbox_cli._main import main; raise SystemExit(main(sys.argv[1:]))"
+)
 
 
 @pytest.fixture
@@ -111,15 +125,30 @@ def test_the_demo_calls_its_own_emulator(tmp_path: Path) -> None:
     assert not all(heard(found, f) for f in AGENT_TONES_HZ[:3])
 
 
-def test_devices_lists_them_or_says_why_not() -> None:
-    result = run_cli("devices", timeout=30)
+@needs(ALSA, PORTAUDIO)
+def test_devices_lists_them(tmp_path: Path) -> None:
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC)
 
-    if result.status == 2:
-        assert result.stderr.startswith("blackbox: ")
-        assert "PortAudio" in result.stderr
-    else:
-        assert result.status == 0, result.stderr
-        assert result.stdout == "no audio devices found\n" or "[" in result.stdout
+    result = run_cli("devices", env=base_env(HOME=str(tmp_path)), timeout=30)
+
+    assert result.status == 0, result.stderr
+    listed = re.compile(r"^ *\d+  blackbox_null  \[ALSA: input(?: \(default\))?, output", re.M)
+    assert listed.search(result.stdout), result.stdout
+
+
+def test_devices_without_portaudio_says_what_to_install() -> None:
+    process = Process([sys.executable, "-c", WITHOUT_PORTAUDIO, "devices"], env=base_env())
+    try:
+        status = process.wait(30)
+    finally:
+        process.close()
+
+    assert status == 2
+    assert process.stderr == (
+        "blackbox: microphone and speaker need PortAudio (PortAudio library not found): "
+        f"{INSTALL_HINT}\n"
+    )
+    assert process.stdout == ""
 
 
 def test_call_help_lists_its_options() -> None:

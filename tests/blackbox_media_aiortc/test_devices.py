@@ -1,4 +1,8 @@
-"""Microphone and speaker: real PortAudio streams on virtual ALSA devices, and the install hints."""
+"""Microphone and speaker: real PortAudio streams on virtual ALSA devices, and the install hints.
+
+The streams need PortAudio and ALSA (Debian's ``libportaudio2`` and
+``libasound2``); the install hints are tested everywhere, PortAudio hidden.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 from blackbox_media_aiortc import DeviceError
 from blackbox_media_aiortc.devices import INSTALL_HINT, MicrophoneSource, SpeakerSink, list_devices
 
+from tests._system import ALSA, PORTAUDIO, needs
 from tests.blackbox_media_aiortc._alsa_probe import (
     MIC_TONE,
     SPEAKER_TONE,
@@ -23,13 +28,13 @@ from tests.blackbox_media_aiortc._alsa_probe import (
 from tests.blackbox_media_aiortc._audio import peak_frequency, rms
 
 ROOT = Path(__file__).parents[2]
+#: The tests of real streams: PortAudio's ALSA host API on the probe's virtual devices.
+virtual_devices = needs(ALSA, PORTAUDIO)
 
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """What the probe recorded and played through PortAudio's ALSA host API."""
-    if ctypes.util.find_library("asound") is None:
-        pytest.skip("libasound2 (ALSA) is not installed: no virtual device to test with")
     directory = tmp_path_factory.mktemp("alsa")
     write_config(directory)
     env = {**os.environ, "HOME": str(directory)}
@@ -53,12 +58,14 @@ def pcm(probed: dict[str, object], key: str) -> np.ndarray:
     return np.frombuffer(bytes.fromhex(value), "<i2").astype(float)
 
 
+@virtual_devices
 def test_the_virtual_devices_are_listed(probed: dict[str, object]) -> None:
     devices = probed["devices"]
     assert isinstance(devices, list)
     assert {"blackbox_mic", "blackbox_speaker"} <= set(devices)
 
 
+@virtual_devices
 def test_the_microphone_records_what_the_device_hears(probed: dict[str, object]) -> None:
     recorded = pcm(probed, "recorded")
     assert len(recorded) >= 48000 // 2
@@ -67,6 +74,7 @@ def test_the_microphone_records_what_the_device_hears(probed: dict[str, object])
     assert rms(recorded) > 3000
 
 
+@virtual_devices
 def test_the_speaker_plays_what_it_is_given(probed: dict[str, object]) -> None:
     played = pcm(probed, "played")
     given = np.frombuffer(b"".join(f.pcm for f in speaker_frames()), "<i2").astype(float)
@@ -103,6 +111,7 @@ def test_without_portaudio_the_error_says_how_to_install_it(
     assert INSTALL_HINT in str(caught.value)
 
 
+@needs(PORTAUDIO)
 def test_a_device_that_does_not_exist_is_refused_at_once() -> None:
     with pytest.raises(DeviceError, match="no speaker"):
         SpeakerSink("no such speaker anywhere")

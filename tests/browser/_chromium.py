@@ -23,8 +23,8 @@ from urllib.parse import urlencode
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-CHROMIUM: Final = Path("/usr/bin/chromium")
-CHROMEDRIVER: Final = Path("/usr/bin/chromedriver")
+from tests._system import CHROMEDRIVER_PATH, CHROMIUM_PATH
+
 PAGE_DIR: Final = Path(__file__).parent / "page"
 
 #: The caller's tone: the emulator's agent speaks 700, 1100, 1300 ... Hz
@@ -216,13 +216,13 @@ class PageServer:
 
 def launch(profile: Path, mic_wav: Path) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = str(CHROMIUM_PATH)
     for flag in chromium_flags(profile, mic_wav):
         options.add_argument(flag)
     # The console (warnings, errors) goes into a failing test's report.
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # With the driver's path given, selenium does not run Selenium Manager (no download).
-    service = Service(str(CHROMEDRIVER))
+    service = Service(str(CHROMEDRIVER_PATH))
     driver = webdriver.Chrome(service=service, options=options)
     try:
         driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)

@@ -5,9 +5,9 @@
 - ``browser``: one headless Chromium for the module, driven by selenium, with the
   flags a voice call needs (DESIGN.md section 7), on our page (``CallPage``).
 
-The browser tests skip, saying why, when ``/usr/bin/chromium`` or
-``/usr/bin/chromedriver`` is missing (Debian packages ``chromium`` and
-``chromium-driver``; CI installs them).
+The browser test declares that it needs ``/usr/bin/chromium`` and
+``/usr/bin/chromedriver`` (Debian's ``chromium`` and ``chromium-driver``), so
+it skips without them, or fails when CI requires them (``tests/_system.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import pytest
 from selenium.common.exceptions import WebDriverException
 
 from tests.browser._chromium import (
-    CHROMEDRIVER,
-    CHROMIUM,
     MIC_HZ,
     CallPage,
     PageServer,
@@ -51,11 +49,6 @@ def browser(
     mic_wav: Path, page_server: PageServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CallPage]:
     """One headless Chromium for the module; each test opens the page afresh."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.skip(
-            f"no {' or '.join(missing)}: install the Debian packages chromium and chromium-driver"
-        )
     profile = tmp_path_factory.mktemp("chromium-profile")
     try:
         driver = launch(profile, mic_wav)

@@ -26,7 +26,10 @@ import pytest
 from blackbox_emulator import AgentScript, Direction, OfferKey, OfferStyle, run_in_thread
 from blackbox_emulator.speech import agent_tone, dominant_frequencies
 
+from tests._system import CHROMEDRIVER, CHROMIUM, needs
 from tests.browser._chromium import MIC_HZ, CallPage, PageServer, PageState
+
+pytestmark = needs(CHROMIUM, CHROMEDRIVER)
 
 #: The default script's greeting: three utterances ("Hello! ", ...), so three tones.
 GREETING = AgentScript.default().greeting
