@@ -96,5 +96,6 @@ def bench(session: nox.Session) -> None:
         "voice_setup",
         "voice_capacity",
         "voice_latency",
+        "soak",
     ):
         session.run("python", f"bench/{script}.py", *session.posargs)
