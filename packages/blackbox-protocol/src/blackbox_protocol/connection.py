@@ -227,6 +227,8 @@ class _Connection:
         target = self._row().get(received)
         if target is None:
             if received in CROSSED[self._lifecycle][self._state]:
+                # It crossed this end's own message: no news, and no violation.
+                # (A crossed offer is still the conversation's first.)
                 self._took(received, message)
             else:
                 self._unexpected(received, frame, now)
@@ -349,7 +351,12 @@ class _Connection:
         return None
 
     def _accept(self, message: Message, now: float) -> str | None:
-        """Emit the events of a received, allowed message, or say why it is refused."""
+        """Emit the events of a received, allowed message, or say why it is refused.
+
+        Raises:
+            RemoteProtocolError: the message is refused and the conversation
+                cannot go on without it (an offer too big to answer).
+        """
         raise NotImplementedError
 
     def _ended(self) -> None:
