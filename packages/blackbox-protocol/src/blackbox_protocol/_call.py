@@ -33,6 +33,7 @@ from blackbox_protocol.errors import (
     DisconnectedError,
     LocalProtocolError,
     MediaError,
+    MediaNotConnected,
     ProtocolTimeout,
 )
 from blackbox_protocol.events import (
@@ -65,6 +66,8 @@ class Timeouts:
     session: float = 10.0
     #: Voice: ``event connection`` to the SDP offer (``ProtocolTimeout``).
     offer: float = 10.0
+    #: Voice: our answer to the media reporting connected (``MediaNotConnected``).
+    media: float = 10.0
     #: ``terminate`` to the conversation's result (``ProtocolTimeout``).
     terminate: float = 5.0
     #: Our close frame to the socket's end; then it is dropped.
@@ -110,9 +113,10 @@ class Call:
 
     Iterate it for events (``async for event in call``): the iteration ends
     when the socket closes, and raises the typed error when the conversation
-    fails (``AuthenticationError``, ``DisconnectedError``, ``ProtocolTimeout``, ...).
-    Unread events are bounded (``connect(max_events=...)``): past the bound the
-    oldest are dropped, and ``EventsDropped`` says how many.
+    fails (``AuthenticationError``, ``DisconnectedError``, ``ProtocolTimeout``, ...),
+    or when a voice call ended without its audio ever connecting
+    (``MediaNotConnected``). Unread events are bounded (``connect(max_events=...)``):
+    past the bound the oldest are dropped, and ``EventsDropped`` says how many.
     """
 
     def __init__(
@@ -145,6 +149,8 @@ class Call:
         self._tool_scopes: dict[str, anyio.CancelScope] = {}
         #: Why the media ended the call, when it did: raised instead of the disconnection.
         self._media_error: MediaError | None = None
+        self._offered = False
+        self._media_connected = False
         self._task_group: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
@@ -198,6 +204,8 @@ class Call:
 
         Raises:
             ProtocolTimeout: no result within ``Timeouts.terminate``.
+            MediaNotConnected: a voice call whose audio never connected (its
+                result, if one came, is still ``result``).
             BlackBoxError: the conversation failed otherwise.
         """
         if self._connection.can_terminate:
@@ -241,6 +249,8 @@ class Call:
         for event in self._connection.events_received():
             self._act_on(event)
             self._events.put(event)
+        if self.state in (ConnectionState.ENDED, ConnectionState.CLOSED):
+            self._check_audio()
         if self.state in (ConnectionState.ENDED, ConnectionState.FAILED) and not self._closing:
             self._closing = True
             self._spawn(self._close_socket)
@@ -259,6 +269,7 @@ class Call:
                 if scope is not None:
                     scope.cancel()
             case OfferReceived(sdp=sdp):
+                self._offered = True
                 self._spawn(self._answer, sdp)
 
     def _spawn(self, function: Callable[..., Any], *args: Any) -> None:
@@ -325,12 +336,41 @@ class Call:
             self._spawn(self._watch_media)
 
     async def _watch_media(self) -> None:
+        """End the call if its audio is not connected within ``Timeouts.media``, or fails."""
         assert self._media is not None, "only a webCall answers"
-        async for state in self._media.state_changes():
-            if state is MediaState.FAILED:
-                failure = self._media.failure or MediaError("the audio connection failed")
-                await self._media_failed(failure)
-                return
+        failure: MediaError | None = None
+        with anyio.move_on_after(self._timeouts.media) as waiting:
+            async for state in self._media.state_changes():
+                if state is MediaState.CONNECTED:
+                    self._media_connected = True
+                    waiting.deadline = math.inf
+                elif state is MediaState.FAILED:
+                    failure = self._media.failure or MediaError("the audio connection failed")
+                    break
+        if waiting.cancelled_caught and not self._closing:
+            seconds = self._timeouts.media
+            failure = MediaNotConnected(
+                f"the audio did not connect within {seconds:g} s of the answer", seconds=seconds
+            )
+        if failure is not None:
+            await self._media_failed(failure)
+
+    def _check_audio(self) -> None:
+        """A voice call that ended without its audio ever connecting did not take place."""
+        if (
+            self._media is None
+            or self._media_connected
+            # The watcher may not have seen it yet.
+            or self._media.state is MediaState.CONNECTED
+            or self._media_error is not None
+            or self._connection.error is not None
+        ):
+            return
+        if self._offered:
+            reason = "the call ended before its audio connected"
+        else:
+            reason = "the call ended before the service offered its audio (no sdpInvite came)"
+        self._media_error = MediaNotConnected(reason)
 
     async def _media_failed(self, error: MediaError) -> None:
         """The call cannot go on without its audio: end it, and report this error."""
