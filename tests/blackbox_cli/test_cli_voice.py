@@ -22,7 +22,14 @@ from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
 from blackbox_media_aiortc.devices import INSTALL_HINT
 
 from tests._system import ALSA, PORTAUDIO, needs
-from tests.blackbox_cli._process import CLI, Process, base_env, emulator_process, run_cli
+from tests.blackbox_cli._process import (
+    CLI,
+    Process,
+    base_env,
+    emulator_process,
+    is_note,
+    run_cli,
+)
 from tests.blackbox_media_file._audio import read_wav, tone, write_wav
 
 TOKEN = "voice-cli-token"
@@ -123,6 +130,31 @@ def test_the_demo_calls_its_own_emulator(tmp_path: Path) -> None:
     assert np.sqrt(np.mean(left**2)) > 0.01
     found = tones(samples[0], rate)
     assert not all(heard(found, f) for f in AGENT_TONES_HZ[:3])
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("no-ice", "the call ended before its audio connected"),
+        ("no-offer", "the call ended before the service offered its audio (no sdpInvite came)"),
+    ],
+)
+def test_a_call_whose_audio_never_connected_fails(
+    tmp_path: Path, clip: Path, fault: str, reason: str
+) -> None:
+    out = tmp_path / "out.wav"
+    with emulator_process("--token", TOKEN, "--fault", fault) as (server, _):
+        # Hung up before any timeout: the service's result alone said Completed.
+        result = run_cli(
+            *call_args(server, clip, "--record", str(out), "--duration", "3"), timeout=40
+        )
+
+    assert result.status == 6, result.stderr
+    errors = [line for line in result.stderr.splitlines() if not is_note(line)]
+    assert errors == [f"blackbox: the call's audio failed: {reason}"]
+    samples, _, channels = read_wav(out)
+    assert channels == 1
+    assert samples.shape[1] == 0
 
 
 @needs(ALSA, PORTAUDIO)

@@ -126,3 +126,13 @@ def test_exported_classes_are_defined_in_the_package() -> None:
         value = getattr(blackbox_protocol, name)
         if inspect.isclass(value) or inspect.isfunction(value):
             assert value.__module__.startswith("blackbox_protocol."), name
+
+
+def test_the_driver_event_and_the_media_error_are_exported() -> None:
+    # The driver's own event and the voice error: an app matches on them.
+    assert blackbox_protocol.EventsDropped is module("events").EventsDropped
+    assert issubclass(blackbox_protocol.EventsDropped, blackbox_protocol.Event)
+    assert blackbox_protocol.EventsDropped(3).count == 3
+    assert blackbox_protocol.MediaNotConnected is module("errors").MediaNotConnected
+    assert issubclass(blackbox_protocol.MediaNotConnected, blackbox_protocol.MediaError)
+    assert blackbox_protocol.MediaNotConnected("why", seconds=2).seconds == 2

@@ -1,15 +1,38 @@
-"""Helpers the end-to-end tests share: waiting on a call, on the emulator, for a port."""
+"""Helpers the end-to-end tests share: running a call, waiting on it and on the emulator."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from blackbox_emulator import ConversationRecord, EmulatorThread
-from blackbox_protocol import Call, Event, TextReceived
+from blackbox_protocol import Call, Event, TextReceived, connect
 
-__all__ = ["assistant_said", "finished", "free_port", "until"]
+__all__ = ["Outcome", "assistant_said", "finished", "free_port", "run_to_the_end", "until"]
+
+
+@dataclass
+class Outcome:
+    """What a call showed before it ended (or raised)."""
+
+    events: list[Event] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+
+    @property
+    def call(self) -> Call:
+        (call,) = self.calls
+        return call
+
+
+async def run_to_the_end(outcome: Outcome, token: str, server: str, **options: Any) -> None:
+    """Connect and iterate until the call ends, noting the events on the way."""
+    async with connect(token, server=server, **options) as call:
+        outcome.calls.append(call)
+        async for event in call:
+            outcome.events.append(event)
 
 
 def assistant_said(text: str) -> Callable[[Event], bool]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import pytest
@@ -24,14 +22,12 @@ from blackbox_emulator.thread import EmulatorFactory
 from blackbox_protocol import (
     DEFAULT_MAX_FRAME_SIZE,
     AuthenticationError,
-    Call,
     ConfigurationError,
     Connected,
     ConnectError,
     ConnectionState,
     ConversationEnded,
     DisconnectedError,
-    Event,
     EventReceived,
     LocalProtocolError,
     ProtocolTimeout,
@@ -43,33 +39,12 @@ from blackbox_protocol import (
     connect,
 )
 
-from tests.e2e._calls import assistant_said, finished, free_port, until
+from tests.e2e._calls import Outcome, assistant_said, finished, free_port, run_to_the_end, until
 
 pytestmark = pytest.mark.anyio
 
 LIMIT = 15
 GREETING = AgentScript.default().greeting
-
-
-@dataclass
-class Outcome:
-    """What a call showed before it ended (or raised)."""
-
-    events: list[Event] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-
-    @property
-    def call(self) -> Call:
-        (call,) = self.calls
-        return call
-
-
-async def run_to_the_end(outcome: Outcome, token: str, server: str, **options: Any) -> None:
-    """Connect and iterate until the call ends, noting the events on the way."""
-    async with connect(token, server=server, **options) as call:
-        outcome.calls.append(call)
-        async for event in call:
-            outcome.events.append(event)
 
 
 # The emulator's faults.

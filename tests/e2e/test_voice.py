@@ -2,9 +2,10 @@
 
 Both offer styles and both offer keys; audio checked by FFT both ways (the
 agent's tones in our recording, our tone in the emulator's); every voice fault
-ends the call with its typed error, in bounded time, with our recording valid.
-aiortc is asyncio-only, so the calls run on asyncio; under trio the media
-refuses at once.
+ends the call with its typed error, in bounded time, with our recording valid;
+audio that never connects is ``MediaNotConnected``, whether ``Timeouts.media``
+passes or we hang up first. aiortc is asyncio-only, so the calls run on
+asyncio; under trio the media refuses at once.
 """
 
 from __future__ import annotations
@@ -238,4 +239,57 @@ async def test_a_second_offer_is_a_remote_protocol_error(tmp_path: Path, emu_dir
     assert type(error) is bb.RemoteProtocolError
     assert "sdpInvite" in str(error)
     assert seconds < 5
+    assert_valid_wav(recording)
+
+
+async def test_audio_not_connected_within_timeouts_media_is_media_not_connected(
+    tmp_path: Path, clip: Path, emu_dir: Path
+) -> None:
+    recording = tmp_path / "agent.wav"
+    # The session's own bound is longer: the driver's is the one that passes.
+    session = FileSession([clip], record=recording, connect_timeout=30)
+    with run_in_thread(token=TOKEN, record_dir=emu_dir, fault="no-ice") as emu:
+        error, seconds = await fail_with(emu, session, timeouts=bb.Timeouts(media=1))
+
+    assert type(error) is bb.MediaNotConnected
+    assert str(error) == "the audio did not connect within 1 s of the answer"
+    assert error.seconds == 1
+    assert seconds < 1 + 4  # the timeout, plus gathering and the close
+    assert_valid_wav(recording)
+    # The turn script's clock starts with the audio: it never started.
+    assert session.script is not None
+    assert session.script.started_at is None
+    assert session.script.events == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("no-ice", "the call ended before its audio connected"),
+        ("no-offer", "the call ended before the service offered its audio (no sdpInvite came)"),
+    ],
+)
+async def test_hanging_up_before_the_audio_connected_is_media_not_connected(
+    tmp_path: Path, emu_dir: Path, fault: str, reason: str
+) -> None:
+    recording = tmp_path / "agent.wav"
+    waiting_for = bb.OfferReceived if fault == "no-ice" else bb.Connected
+    with run_in_thread(token=TOKEN, record_dir=emu_dir, fault=fault) as emu:
+        with anyio.fail_after(15):
+            async with bb.connect(
+                emu.token,
+                server=emu.server,
+                call_type="webCall",
+                media=FileSession(record=recording),
+            ) as call:
+                async for event in call:
+                    if isinstance(event, waiting_for):
+                        break
+                with pytest.raises(bb.MediaNotConnected) as raised:
+                    await call.terminate()
+
+    assert str(raised.value) == reason
+    assert raised.value.seconds is None
+    # The result the service sent is kept.
+    assert call.result == bb.ConversationResultData(status="Completed")
     assert_valid_wav(recording)

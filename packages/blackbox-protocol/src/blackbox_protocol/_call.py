@@ -24,6 +24,7 @@ import anyio.to_thread
 from attrs import frozen
 
 from blackbox_protocol._endpoint import DEFAULT_SERVER, Endpoint, RedactingLogger
+from blackbox_protocol._queue import EventQueue
 from blackbox_protocol._websocket import WebSocket
 from blackbox_protocol.connection import DEFAULT_MAX_FRAME_SIZE, ClientConnection, ConnectionState
 from blackbox_protocol.errors import (
@@ -32,6 +33,7 @@ from blackbox_protocol.errors import (
     DisconnectedError,
     LocalProtocolError,
     MediaError,
+    MediaNotConnected,
     ProtocolTimeout,
 )
 from blackbox_protocol.events import (
@@ -64,6 +66,8 @@ class Timeouts:
     session: float = 10.0
     #: Voice: ``event connection`` to the SDP offer (``ProtocolTimeout``).
     offer: float = 10.0
+    #: Voice: our answer to the media reporting connected (``MediaNotConnected``).
+    media: float = 10.0
     #: ``terminate`` to the conversation's result (``ProtocolTimeout``).
     terminate: float = 5.0
     #: Our close frame to the socket's end; then it is dropped.
@@ -109,7 +113,10 @@ class Call:
 
     Iterate it for events (``async for event in call``): the iteration ends
     when the socket closes, and raises the typed error when the conversation
-    fails (``AuthenticationError``, ``DisconnectedError``, ``ProtocolTimeout``, ...).
+    fails (``AuthenticationError``, ``DisconnectedError``, ``ProtocolTimeout``, ...),
+    or when a voice call ended without its audio ever connecting
+    (``MediaNotConnected``). Unread events are bounded (``connect(max_events=...)``):
+    past the bound the oldest are dropped, and ``EventsDropped`` says how many.
     """
 
     def __init__(
@@ -123,6 +130,7 @@ class Call:
         media: AudioSession | None,
         timeouts: Timeouts,
         clock: Callable[[], float],
+        max_events: int,
     ) -> None:
         self._connection = connection
         self._websocket = websocket
@@ -134,13 +142,15 @@ class Call:
         self._clock = clock
         # Uncontended as a rule: taking it must not yield (each yield is a loop turn).
         self._send_lock = anyio.Lock(fast_acquire=True)
-        self._events_in, self._events_out = anyio.create_memory_object_stream[Event](math.inf)
+        self._events = EventQueue(max_events)
         self._changed = anyio.Event()
         self._closed = anyio.Event()
         self._closing = False
         self._tool_scopes: dict[str, anyio.CancelScope] = {}
         #: Why the media ended the call, when it did: raised instead of the disconnection.
         self._media_error: MediaError | None = None
+        self._offered = False
+        self._media_connected = False
         self._task_group: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
@@ -165,10 +175,7 @@ class Call:
         return self
 
     async def __anext__(self) -> Event:
-        try:
-            event = await self._events_out.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            event = None
+        event = await self._events.get()
         if isinstance(event, ConversationFailed):
             raise self._media_error or event.error
         if event is None or isinstance(event, ConnectionClosed):
@@ -197,6 +204,8 @@ class Call:
 
         Raises:
             ProtocolTimeout: no result within ``Timeouts.terminate``.
+            MediaNotConnected: a voice call whose audio never connected (its
+                result, if one came, is still ``result``).
             BlackBoxError: the conversation failed otherwise.
         """
         if self._connection.can_terminate:
@@ -239,13 +248,15 @@ class Call:
         await self._flush()
         for event in self._connection.events_received():
             self._act_on(event)
-            self._events_in.send_nowait(event)
+            self._events.put(event)
+        if self.state in (ConnectionState.ENDED, ConnectionState.CLOSED):
+            self._check_audio()
         if self.state in (ConnectionState.ENDED, ConnectionState.FAILED) and not self._closing:
             self._closing = True
             self._spawn(self._close_socket)
         if self.state is ConnectionState.CLOSED:
             self._closed.set()
-            self._events_in.close()
+            self._events.close()
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -258,6 +269,7 @@ class Call:
                 if scope is not None:
                     scope.cancel()
             case OfferReceived(sdp=sdp):
+                self._offered = True
                 self._spawn(self._answer, sdp)
 
     def _spawn(self, function: Callable[..., Any], *args: Any) -> None:
@@ -324,12 +336,41 @@ class Call:
             self._spawn(self._watch_media)
 
     async def _watch_media(self) -> None:
+        """End the call if its audio is not connected within ``Timeouts.media``, or fails."""
         assert self._media is not None, "only a webCall answers"
-        async for state in self._media.state_changes():
-            if state is MediaState.FAILED:
-                failure = self._media.failure or MediaError("the audio connection failed")
-                await self._media_failed(failure)
-                return
+        failure: MediaError | None = None
+        with anyio.move_on_after(self._timeouts.media) as waiting:
+            async for state in self._media.state_changes():
+                if state is MediaState.CONNECTED:
+                    self._media_connected = True
+                    waiting.deadline = math.inf
+                elif state is MediaState.FAILED:
+                    failure = self._media.failure or MediaError("the audio connection failed")
+                    break
+        if waiting.cancelled_caught and not self._closing:
+            seconds = self._timeouts.media
+            failure = MediaNotConnected(
+                f"the audio did not connect within {seconds:g} s of the answer", seconds=seconds
+            )
+        if failure is not None:
+            await self._media_failed(failure)
+
+    def _check_audio(self) -> None:
+        """A voice call that ended without its audio ever connecting did not take place."""
+        if (
+            self._media is None
+            or self._media_connected
+            # The watcher may not have seen it yet.
+            or self._media.state is MediaState.CONNECTED
+            or self._media_error is not None
+            or self._connection.error is not None
+        ):
+            return
+        if self._offered:
+            reason = "the call ended before its audio connected"
+        else:
+            reason = "the call ended before the service offered its audio (no sdpInvite came)"
+        self._media_error = MediaNotConnected(reason)
 
     async def _media_failed(self, error: MediaError) -> None:
         """The call cannot go on without its audio: end it, and report this error."""
@@ -339,8 +380,7 @@ class Call:
 
     def _close_events(self) -> None:
         """Release the event queue; iterating afterwards just ends."""
-        self._events_in.close()
-        self._events_out.close()
+        self._events.discard()
 
     async def _finish(self) -> None:
         """Leave politely: terminate a live conversation and wait, bounded, for the close."""
@@ -383,6 +423,7 @@ async def _establish(
     timeouts: Timeouts,
     tools: Mapping[str, ToolHandler],
     media: AudioSession | None,
+    max_events: int,
 ) -> Call:
     """Open the socket, send ``initialize`` and read until ``event connection`` (or failure)."""
     clock = _clock()
@@ -411,6 +452,7 @@ async def _establish(
         media=media,
         timeouts=timeouts,
         clock=clock,
+        max_events=max_events,
     )
     try:
         connection.initialize(
@@ -429,7 +471,7 @@ async def _establish(
             connection.handle_timer(now=clock())
             await call._flush()
             for event in connection.events_received():
-                call._events_in.send_nowait(event)
+                call._events.put(event)
         call._raise_failure()
     except BaseException:
         call._close_events()
@@ -459,6 +501,7 @@ async def connect(
     allow_insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_events: int = 1000,
     timeouts: Timeouts = Timeouts(),
     retry: Retry | None = None,
 ) -> AsyncIterator[Call]:
@@ -483,6 +526,9 @@ async def connect(
         allow_insecure: allow ``ws://`` to a host that is not this machine.
         ssl_context: TLS settings; by default the system's, with verification.
         max_frame_size: the longest frame accepted, in characters.
+        max_events: how many unread events the call keeps; past it the oldest
+            are dropped and an ``EventsDropped`` says how many (the events that
+            end the call are always kept).
         timeouts: every wait's bound.
         retry: reconnect on transport failures before the conversation starts.
 
@@ -492,7 +538,8 @@ async def connect(
         ConnectError: the server cannot be reached or refused the WebSocket.
         ProtocolTimeout: no ``event connection`` in time.
         DisconnectedError: the socket closed before the session was ready.
-        LocalProtocolError: bad arguments (server URL, call type, missing media).
+        LocalProtocolError: bad arguments (server URL, call type, missing media,
+            ``max_events`` under 1).
     """
     endpoint = Endpoint.parse(server, token, allow_insecure=allow_insecure)
     try:
@@ -501,6 +548,8 @@ async def connect(
         raise LocalProtocolError(f"unknown call type {call_type!r}") from None
     if kind is CallType.WEB_CALL and media is None:
         raise LocalProtocolError("a webCall needs media= (an AudioSession)")
+    if max_events < 1:
+        raise LocalProtocolError(f"max_events must be 1 or more, not {max_events}")
     attempt = 0
     while True:
         try:
@@ -515,6 +564,7 @@ async def connect(
                 timeouts=timeouts,
                 tools=dict(tools or {}),
                 media=media,
+                max_events=max_events,
             )
             break
         except BlackBoxError as exc:

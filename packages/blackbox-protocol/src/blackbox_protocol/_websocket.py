@@ -99,8 +99,10 @@ class WebSocket:
                 f"{where} refused the WebSocket: HTTP {status}", status=status
             ) from None
         except (InvalidHandshake, *_NETWORK_ERRORS) as exc:
-            reason = endpoint.redact(str(exc) or type(exc).__name__)
-            raise ConnectError(f"cannot connect to {where}: {reason}") from None
+            reason = str(exc) or type(exc).__name__
+            if exc.__cause__ is not None:  # "did not receive a valid HTTP response": why
+                reason += f": {exc.__cause__}"
+            raise ConnectError(f"cannot connect to {where}: {endpoint.redact(reason)}") from None
         return websocket
 
     async def _handshake(self) -> None:
@@ -108,17 +110,23 @@ class WebSocket:
         await self._flush()
         opened = False
         while not opened:
-            data = await self._stream.receive()
-            self._protocol.receive_data(data)
+            try:
+                data = await self._stream.receive()
+            except anyio.EndOfStream:
+                self._protocol.receive_eof()
+            else:
+                self._protocol.receive_data(data)
             # The server's first frames may share a read with its response: keep them.
             for event in self._protocol.events_received():
                 if isinstance(event, Response):
-                    if self._protocol.handshake_exc is not None:
-                        raise self._protocol.handshake_exc
                     opened = True
                 else:
                     assert isinstance(event, Frame), "a server sends no request"
                     self._on_frame(event)
+            # A refusal, or a response that is not HTTP (garbage, endless
+            # headers, the end of the stream): no use reading on.
+            if self._protocol.handshake_exc is not None:
+                raise self._protocol.handshake_exc
 
     @property
     def close_code(self) -> int | None:

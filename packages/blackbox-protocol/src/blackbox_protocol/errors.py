@@ -29,6 +29,7 @@ __all__ = [
     "InvalidMessage",
     "LocalProtocolError",
     "MediaError",
+    "MediaNotConnected",
     "ProtocolTimeout",
     "RemoteProtocolError",
     "ServiceError",
@@ -114,6 +115,23 @@ class MediaError(BlackBoxError):
 
     Backends raise subclasses that say which; the driver ends the call with it.
     """
+
+
+class MediaNotConnected(MediaError):
+    """A voice call's audio never connected, so the call did not really take place.
+
+    Either the media did not report connected within ``Timeouts.media`` of the
+    answer (the driver then ends the call), or the call ended first: hung up by
+    the app, or ended by the agent, before any audio could flow. A result that
+    came is still ``Call.result``.
+
+    Attributes:
+        seconds: the limit that passed, or ``None`` when the call ended before it.
+    """
+
+    def __init__(self, reason: str, *, seconds: float | None = None) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
 
 
 class ServiceError(BlackBoxError):

@@ -5,7 +5,8 @@ A ``ClientConnection`` emits the server-side facts (``Connected``,
 ...); a ``ServerConnection`` emits the client-side ones
 (``InitializeReceived``, ``ChatMessageReceived``, ``AnswerReceived``, ...).
 Both emit ``ProtocolViolation``, ``ConversationFailed`` and, last of all,
-``ConnectionClosed``.
+``ConnectionClosed``. The driver adds one of its own: ``EventsDropped``, when
+the app read too slowly to keep them all.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "ConversationFailed",
     "Event",
     "EventReceived",
+    "EventsDropped",
     "InitializeReceived",
     "OfferReceived",
     "ProtocolViolation",
@@ -191,6 +193,19 @@ class ConversationFailed(Event):
     """The conversation cannot go on; ``error`` says why (typed). Close the socket."""
 
     error: BlackBoxError
+
+
+@frozen
+class EventsDropped(Event):
+    """The driver's: the app read too slowly, and ``count`` unread events were dropped.
+
+    ``connect(max_events=...)`` bounds the unread events; past it the oldest
+    go, and this event comes in their place. The events that end the call
+    (``ConversationEnded``, ``ConversationFailed``, ``ConnectionClosed``) are
+    never dropped.
+    """
+
+    count: int
 
 
 @frozen
