@@ -4,7 +4,7 @@ A real server in the test (``tests.e2e._hostile``, or raw TCP for handshakes
 that never end) sends what the service never should: an offer or a frame over
 the limits, a flood of frames, no HTTP response or one without end, HTTP
 refusals and a forged handshake, a close mid-call, a repeated tool request id,
-a voice call ended before its audio connected.
+a tool request too deep to decode, a voice call ended before its audio connected.
 Each ends in a typed error within its bound, or is reported as a
 ``ProtocolViolation`` while the call goes on; unread events stay bounded, and
 a voice call's recording stays a valid WAV. Voice tests run on asyncio only
@@ -36,15 +36,15 @@ from blackbox_protocol import (
     LocalProtocolError,
     MediaNotConnected,
     OfferReceived,
-    ProtocolTimeout,
     ProtocolViolation,
+    RemoteProtocolError,
     Retry,
     TextReceived,
     Timeouts,
     ToolRequested,
     connect,
 )
-from blackbox_protocol.messages import Terminate, WebsocketToolResponse
+from blackbox_protocol.messages import SdpAnswer, Terminate, WebsocketToolResponse
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
@@ -85,9 +85,7 @@ def assert_valid_wav(path: Path) -> int:
 
 
 @asyncio_only
-async def test_an_offer_over_the_sdp_limit_is_a_violation_then_the_offer_times_out(
-    tmp_path: Path,
-) -> None:
+async def test_an_offer_over_the_sdp_limit_fails_the_call_at_once(tmp_path: Path) -> None:
     sdp = "v=0\r\n" + "a=x\r\n" * (DEFAULT_MAX_SDP_SIZE // 5)
 
     async def script(peer: Peer) -> None:
@@ -100,18 +98,18 @@ async def test_an_offer_over_the_sdp_limit_is_a_violation_then_the_offer_times_o
     with (
         hostile_server(script) as server,
         anyio.fail_after(LIMIT),
-        pytest.raises(ProtocolTimeout) as raised,
+        pytest.raises(RemoteProtocolError) as raised,
     ):
         await run_to_the_end(outcome, "token", server.url, **voice(recording))
 
-    events = outcome.events
-    (violation,) = [e for e in events if isinstance(e, ProtocolViolation)]
-    assert violation.reason == (
-        f"an SDP of {len(sdp)} characters is over the {DEFAULT_MAX_SDP_SIZE} limit"
+    # Not the offer's deadline: nothing else could come, so the call fails at once.
+    assert str(raised.value) == (
+        f"the offer cannot be answered: an SDP of {len(sdp)} characters "
+        f"is over the {DEFAULT_MAX_SDP_SIZE} limit"
     )
-    assert not any(isinstance(e, OfferReceived) for e in events)
-    assert raised.value.waiting_for == "sdpInvite"
-    assert raised.value.seconds == QUICK.offer
+    assert not any(isinstance(e, OfferReceived) for e in outcome.events)
+    (peer,) = server.peers
+    assert not any(isinstance(m, SdpAnswer) for m in peer.received)
     assert assert_valid_wav(recording) == 0
 
 
@@ -448,6 +446,61 @@ async def test_a_repeated_tool_request_id_is_a_violation_and_runs_once() -> None
     assert violation.reason == "a second tool request with id 't-1'"
     responses = [m for m in peer.received if isinstance(m, WebsocketToolResponse)]
     assert [(r.content.id, r.content.result) for r in responses] == [("t-1", "found first")]
+    assert result is not None
+    assert result.status == "Completed"
+
+
+# A tool request too deep to decode.
+
+
+@pytest.mark.parametrize("depth", [990, 100_000])
+async def test_a_tool_request_too_deep_to_decode_is_answered_with_an_error(depth: int) -> None:
+    args = '{"v": ' + "[" * depth + "]" * depth + "}"
+    frame = (
+        '{"type": "websocketToolRequest", "timestamp": "2025-01-20T10:00:00.000Z", '
+        '"channelId": null, "content": {"id": "deep-1", "toolName": "lookup", "args": '
+        + args
+        + "}}"
+    )
+
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        await peer.send(frame)
+        # The agent waits for every request's response: this one must come.
+        response = await peer.expect(WebsocketToolResponse)
+        await peer.say(f"answered {response.content.id}")
+        await peer.expect(Terminate)
+        await peer.end()
+        await peer.until_closed()
+
+    runs: list[object] = []
+
+    async def lookup(**args: object) -> str:
+        runs.append(args)
+        return "never"
+
+    events: list[Event] = []
+    with hostile_server(script) as server, anyio.fail_after(LIMIT):
+        async with connect("token", server=server.url, tools={"lookup": lookup}) as call:
+            async for event in call:
+                events.append(event)
+                if isinstance(event, TextReceived):
+                    break
+            result = await call.terminate()
+        (peer,) = server.peers
+
+    assert runs == []
+    assert not any(isinstance(e, ToolRequested) for e in events)
+    (violation,) = [e for e in events if isinstance(e, ProtocolViolation)]
+    assert violation.reason == (
+        "arrays and objects nest deeper than 128 levels; answered with an error result"
+    )
+    [response] = [m for m in peer.received if isinstance(m, WebsocketToolResponse)]
+    assert response.content.id == "deep-1"
+    assert response.content.result == {
+        "error": "invalid request: arrays and objects nest deeper than 128 levels"
+    }
+    assert [e.text for e in events if isinstance(e, TextReceived)] == ["answered deep-1"]
     assert result is not None
     assert result.status == "Completed"
 
