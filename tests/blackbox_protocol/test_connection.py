@@ -588,6 +588,46 @@ def test_an_invalid_tool_request_reusing_an_id_is_only_reported() -> None:
     assert pair.client.pending_tool_ids == {"t1"}
 
 
+def test_tool_requests_beyond_the_pending_bound_are_answered_at_once() -> None:
+    pair = Pair(max_pending_tools=2)
+    pair.connect()
+    pair.request_tool("t1")
+    pair.request_tool("t2")
+    pair.server.request_tool("t3", "lookup", {}, now=NOW)
+    event = only(pair.to_client())
+    assert isinstance(event, ProtocolViolation)
+    assert event.reason == "2 tool requests await a reply already; answered with an error result"
+    [response] = parsed(pair.client.frames_to_send())
+    assert response["content"] == {
+        "id": "t3",
+        "result": {"error": "2 tool requests await a reply already"},
+    }
+    assert pair.client.pending_tool_ids == {"t1", "t2"}
+    # Once one is answered, the next request is the app's again.
+    pair.client.reply_to_tool("t1", 1, now=NOW)
+    pair.request_tool("t4")
+    assert pair.client.pending_tool_ids == {"t2", "t4"}
+
+
+def test_only_the_latest_tool_ids_are_remembered() -> None:
+    pair = Pair()
+    pair.connect()
+    for number in range(4097):
+        pair.server.request_tool(f"t{number}", "lookup", {}, now=NOW)
+        pair.to_client()
+        pair.client.reply_to_tool(f"t{number}", 1, now=NOW)
+        pair.client.frames_to_send()
+    # The oldest id was forgotten: the same id again is a new request; the latest are not.
+    pair.client.receive_frame(
+        tool_request_text('{"id": "t0", "toolName": "x", "args": {}}'), now=NOW
+    )
+    assert isinstance(only(pair.client.events_received()), ToolRequested)
+    pair.client.receive_frame(
+        tool_request_text('{"id": "t4096", "toolName": "x", "args": {}}'), now=NOW
+    )
+    assert violation(pair.client).reason == "a second tool request with id 't4096'"
+
+
 def test_an_invalid_tool_request_too_big_to_read_is_only_reported() -> None:
     pair = Pair()
     pair.connect()

@@ -25,6 +25,7 @@ import pytest
 from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
 from blackbox_media_file import FileSession
 from blackbox_protocol import (
+    DEFAULT_MAX_PENDING_TOOLS,
     DEFAULT_MAX_SDP_SIZE,
     Call,
     ConnectError,
@@ -55,6 +56,8 @@ from tests.e2e._threaded_server import threaded_tcp_server
 
 pytestmark = pytest.mark.anyio
 
+#: The error result of a tool request over the bound of requests awaiting a reply.
+BUSY = f"{DEFAULT_MAX_PENDING_TOOLS} tool requests await a reply already"
 #: The hang guard of every test, in seconds.
 LIMIT = 15
 #: Short waits, so that each test takes a few seconds at most.
@@ -446,6 +449,55 @@ async def test_a_repeated_tool_request_id_is_a_violation_and_runs_once() -> None
     assert violation.reason == "a second tool request with id 't-1'"
     responses = [m for m in peer.received if isinstance(m, WebsocketToolResponse)]
     assert [(r.content.id, r.content.result) for r in responses] == [("t-1", "found first")]
+    assert result is not None
+    assert result.status == "Completed"
+
+
+# A flood of tool requests.
+
+
+async def test_a_flood_of_tool_requests_is_answered_without_piling_up() -> None:
+    requests, bound = 1000, DEFAULT_MAX_PENDING_TOOLS
+
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        for number in range(requests):
+            await peer.request_tool(f"t-{number}", "lookup", {"n": number})
+        # Those over the bound are answered at once; the handlers hold the rest.
+        for _ in range(requests - bound):
+            await peer.expect(WebsocketToolResponse)
+        await peer.say("release")
+        for _ in range(bound):
+            await peer.expect(WebsocketToolResponse)
+        await peer.say("all answered")
+        await peer.expect(Terminate)
+        await peer.end()
+        await peer.until_closed()
+
+    release = anyio.Event()
+    ran: list[int] = []
+
+    async def lookup(n: int) -> int:
+        ran.append(n)
+        await release.wait()
+        return n
+
+    with hostile_server(script) as server, anyio.fail_after(LIMIT):
+        async with connect("token", server=server.url, tools={"lookup": lookup}) as call:
+            async for event in call:
+                if isinstance(event, TextReceived) and event.text == "release":
+                    release.set()
+                elif isinstance(event, TextReceived):
+                    break
+            result = await call.terminate()
+        (peer,) = server.peers
+
+    responses = [m for m in peer.received if isinstance(m, WebsocketToolResponse)]
+    assert sorted(r.content.id for r in responses) == sorted(f"t-{n}" for n in range(requests))
+    assert sorted(ran) == list(range(bound))
+    results = {r.content.id: r.content.result for r in responses}
+    assert all(results[f"t-{n}"] == n for n in range(bound))
+    assert all(results[f"t-{n}"] == {"error": BUSY} for n in range(bound, requests))
     assert result is not None
     assert result.status == "Completed"
 

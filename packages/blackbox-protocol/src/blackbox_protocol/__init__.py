@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from blackbox_protocol._codec import decode, encode, format_timestamp, to_wire
 from blackbox_protocol.connection import (
     DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_PENDING_TOOLS,
     DEFAULT_MAX_SDP_SIZE,
     ClientConnection,
     ConnectionState,
@@ -86,6 +87,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_PENDING_TOOLS",
     "DEFAULT_MAX_SDP_SIZE",
     "DEFAULT_SERVER",
     "RU_SERVER",

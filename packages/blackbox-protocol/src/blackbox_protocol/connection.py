@@ -99,6 +99,7 @@ from blackbox_protocol.messages import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_PENDING_TOOLS",
     "DEFAULT_MAX_SDP_SIZE",
     "ClientConnection",
     "ConnectionState",
@@ -109,6 +110,11 @@ __all__ = [
 DEFAULT_MAX_FRAME_SIZE: Final = 8 * 1024 * 1024
 #: An SDP offer or answer is a few KiB; 64 KiB leaves room for many candidates.
 DEFAULT_MAX_SDP_SIZE: Final = 64 * 1024
+#: Tool requests awaiting the app's reply at once: a server sending more is
+#: answered with an error result for each, so a flood cannot pile up work.
+DEFAULT_MAX_PENDING_TOOLS: Final = 64
+#: How many of the latest tool request ids are remembered to tell a repeat.
+_REMEMBERED_TOOL_IDS: Final = 4096
 #: How much of an offending frame a ``ProtocolViolation`` quotes.
 _EXCERPT: Final = 200
 
@@ -372,6 +378,9 @@ class ClientConnection(_Connection):
         terminate_timeout: seconds from ``terminate`` to ``conversationResult``.
         tool_timeout: seconds the app has to reply to a tool request; then an
             error result is sent for it and ``ToolTimedOut`` emitted.
+        max_pending_tools: how many tool requests may await the app's reply at
+            once; a request beyond them is answered with an error result at
+            once (and reported as a ``ProtocolViolation``).
         max_frame_size: the longest frame accepted, in characters.
         max_sdp_size: the longest SDP offer accepted, in characters.
     """
@@ -385,6 +394,7 @@ class ClientConnection(_Connection):
         offer_timeout: float = 10.0,
         terminate_timeout: float = 5.0,
         tool_timeout: float = 30.0,
+        max_pending_tools: int = DEFAULT_MAX_PENDING_TOOLS,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_sdp_size: int = DEFAULT_MAX_SDP_SIZE,
     ) -> None:
@@ -398,9 +408,11 @@ class ClientConnection(_Connection):
             max_sdp_size=max_sdp_size,
         )
         self._tool_timeout = tool_timeout
+        self._max_pending_tools = max_pending_tools
         #: Tool requests awaiting the app's reply: id to (deadline, tool name).
         self._pending_tools: dict[str, tuple[float, str]] = {}
-        self._seen_tool_ids: set[str] = set()
+        #: The latest tool request ids, oldest first (a dict keeps the order).
+        self._seen_tool_ids: dict[str, None] = {}
         self._connected: Connected | None = None
         self._result: ConversationResultData | None = None
 
@@ -548,10 +560,24 @@ class ClientConnection(_Connection):
     def _tool_requested(self, request: ToolRequestContent, now: float) -> str | None:
         if request.id in self._seen_tool_ids:
             return f"a second tool request with id {request.id!r}"
-        self._seen_tool_ids.add(request.id)
+        self._remember_tool(request.id)
+        if len(self._pending_tools) >= self._max_pending_tools:
+            many = f"{self._max_pending_tools} tool requests await a reply already"
+            self._answer_at_once(request.id, many, now)
+            return f"{many}; answered with an error result"
         self._pending_tools[request.id] = (now + self._tool_timeout, request.tool_name)
         self._events.append(ToolRequested(request.id, request.tool_name, request.args))
         return None
+
+    def _remember_tool(self, tool_id: str) -> None:
+        self._seen_tool_ids[tool_id] = None
+        if len(self._seen_tool_ids) > _REMEMBERED_TOOL_IDS:
+            del self._seen_tool_ids[next(iter(self._seen_tool_ids))]
+
+    def _answer_at_once(self, tool_id: str, reason: str, now: float) -> None:
+        """Send an error result for a request the app never sees."""
+        content = ToolResponseContent(id=tool_id, result={"error": reason})
+        self._send(WebsocketToolResponse(content=content), now=now)
 
     def _invalid(self, error: InvalidMessage, frame: str, now: float) -> None:
         """Report a refused frame; a tool request whose id can be read still gets an answer.
@@ -563,9 +589,8 @@ class ClientConnection(_Connection):
         if tool_id is None or tool_id in self._seen_tool_ids:
             super()._invalid(error, frame, now)
             return
-        self._seen_tool_ids.add(tool_id)
-        content = ToolResponseContent(id=tool_id, result={"error": f"invalid request: {error}"})
-        self._send(WebsocketToolResponse(content=content), now=now)
+        self._remember_tool(tool_id)
+        self._answer_at_once(tool_id, f"invalid request: {error}", now)
         self._violated(f"{error.reason}; answered with an error result", frame)
 
     def _ended(self) -> None:
