@@ -65,10 +65,17 @@ class Process:
         env: its whole environment.
         stdin: ``subprocess.PIPE`` to write to it (kept open until ``close_stdin``),
             or ``subprocess.DEVNULL``.
+        stdout_lines: read only that many lines of its stdout, then close the
+            pipe, as ``| head -N`` does (its next write fails: a broken pipe).
     """
 
     def __init__(
-        self, args: Sequence[str], *, env: Mapping[str, str], stdin: int = subprocess.DEVNULL
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        stdin: int = subprocess.DEVNULL,
+        stdout_lines: int | None = None,
     ) -> None:
         self._popen = subprocess.Popen(
             list(args),
@@ -79,6 +86,7 @@ class Process:
             start_new_session=True,
         )
         self._output = {"out": bytearray(), "err": bytearray()}
+        self._line_limits = {"out": stdout_lines, "err": None}
         self._changed = threading.Condition()
         assert self._popen.stdout is not None
         assert self._popen.stderr is not None
@@ -90,10 +98,19 @@ class Process:
             reader.start()
 
     def _collect(self, stream: IO[bytes], name: str) -> None:
-        while chunk := os.read(stream.fileno(), 65536):
+        limit = self._line_limits[name]
+        if limit == 0:
+            stream.close()
+            return
+        # Byte by byte when lines are counted: nothing past the last line is read.
+        size = 1 if limit is not None else 65536
+        while chunk := os.read(stream.fileno(), size):
             with self._changed:
                 self._output[name] += chunk
                 self._changed.notify_all()
+                if limit is not None and self._output[name].count(b"\n") >= limit:
+                    stream.close()
+                    return
 
     @property
     def pid(self) -> int:

@@ -382,7 +382,9 @@ def test_no_command_is_a_usage_error() -> None:
     result = run_cli()
 
     assert result.status == 2
-    assert "usage: blackbox" in result.stderr
+    assert one_error_line(result) == (
+        "blackbox: the following arguments are required: COMMAND (see blackbox --help)"
+    )
 
 
 # The emulator command.

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ import pytest
 from blackbox_emulator import AgentScript, EmulatorFactory, ToolSpec, Turn
 
 from tests.blackbox_cli._process import (
+    CLI,
     Process,
     base_env,
     emulator_process,
@@ -496,6 +498,40 @@ def test_the_cli_page_shows_the_exit_statuses_of_main() -> None:
         _main.EXIT_PROTOCOL,
         _main.EXIT_CONNECTION,
         _main.EXIT_INTERRUPTED,
+        _main.EXIT_BROKEN_PIPE,
     }
     rows = re.findall(r"^\| (\d+) \|", page("cli.md"), re.MULTILINE)
     assert {int(row) for row in rows} == {0, *statuses}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "blackbox call --play question.wav --record question.wav",
+        "blackbox call --play question.wav --record out.wav",
+        "blackbox call --play question.wav --duration",
+    ],
+)
+def test_the_mistakes_the_cli_page_shows(tmp_path: Path, command: str) -> None:
+    words, expected = session("cli.md", command)
+    shown = subprocess.run(
+        [*CLI, *words[1:]],
+        cwd=tmp_path,
+        env=base_env(BLACKBOX_TOKEN="doc-token"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert shown.returncode == 2
+    assert shown.stderr.splitlines() == expected
+    assert list(tmp_path.iterdir()) == []  # nothing created: the page's promise
+
+
+def test_the_errors_page_checks_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    snippet("errors.md", "bb.check_server(")
+
+    assert capsys.readouterr().out == (
+        "the server must be a ws:// or wss:// URL, not 'https://blackbox.dasha.ai'\n"
+    )

@@ -154,6 +154,50 @@ def test_unparseable_files_say_so(tmp_path: Path) -> None:
         AgentScript.load(tmp_path / "missing.toml")
 
 
+def test_files_that_are_not_text_say_so(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('greeting = "caf\u00e9"\n'.encode("latin-1"))
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(bytes(range(256)))
+    (tmp_path / "dir.toml").mkdir()
+
+    with pytest.raises(ScriptError, match=r"latin.toml: not UTF-8 text \(byte 15 is 0xe9\)"):
+        AgentScript.load(latin)
+    with pytest.raises(ScriptError, match=r"binary.json: not UTF-8 text \(byte 128 is 0x80\)"):
+        AgentScript.load(binary)
+    with pytest.raises(IsADirectoryError):
+        AgentScript.load(tmp_path / "dir.toml")
+
+
+def test_numbers_and_nesting_beyond_reason_say_so(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"chunk_delay": 1' + "0" * 400 + "}")
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"greeting": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+    with pytest.raises(ScriptError, match="chunk_delay: is too large a number of seconds"):
+        AgentScript.load(huge)
+    with pytest.raises(ScriptError, match=r"deep\.json: nested too deeply to read"):
+        AgentScript.load(deep)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"chunk_delay": True}, "chunk_delay"),
+        ({"chunk_delay": "1"}, "chunk_delay"),
+        ({"chunk_delay": float("nan")}, "chunk_delay"),
+        ({"max_turns": 1.5}, "max_turns"),
+        ({"max_turns": True}, "max_turns"),
+    ],
+)
+def test_scripts_built_in_python_check_their_numbers(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ScriptError) as invalid:
+        AgentScript(**options)
+
+    assert invalid.value.field == field
+
+
 def test_scripts_built_in_python_are_validated_too() -> None:
     with pytest.raises(ScriptError) as invalid:
         Turn(match="(?P<city>x)", reply=("{town}",))

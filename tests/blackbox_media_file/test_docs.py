@@ -56,11 +56,11 @@ def run(snippet: str) -> dict[str, Any]:
 
 
 def test_the_page_has_its_snippets() -> None:
-    assert len(SNIPPETS) == 5
+    assert len(SNIPPETS) == 6
     assert "YOUR-TOKEN" in SNIPPETS[0]
 
 
-@pytest.mark.parametrize("index", range(1, 5))
+@pytest.mark.parametrize("index", range(1, 6))
 async def test_each_snippet_runs(in_clips: Path, index: int) -> None:
     namespace = run(SNIPPETS[index])
     for value in namespace.values():
@@ -78,7 +78,7 @@ async def test_the_call_snippet_defines_main_and_a_file_session(in_clips: Path) 
 
 
 async def test_the_source_and_sink_the_page_writes_carry_a_call(in_clips: Path) -> None:
-    namespace = run(SNIPPETS[4])
+    namespace = run(SNIPPETS[5])
     speech, queue = namespace["SpeechTimes"](), namespace["QueueSource"]()
     for index in range(100):  # two seconds of what a TTS engine might produce
         queue.say(tone_frame(440, index=index))
@@ -98,3 +98,15 @@ async def test_the_source_and_sink_the_page_writes_carry_a_call(in_clips: Path) 
         440, abs=3
     )
     assert dominant_frequency(right[onset(right) :], 48000) == pytest.approx(1000, abs=3)
+
+
+def test_the_check_snippet_prints_what_the_page_says(
+    in_clips: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(SNIPPETS[3])
+
+    assert capsys.readouterr().out == (
+        "./agent.wav: is the same file as the recording agent.wav: "
+        "each recording needs a file of its own\n"
+    )
+    assert not (in_clips / "agent.wav").exists()

@@ -172,7 +172,7 @@ def test_bad_clips_and_options_fail_when_the_script_is_made(
         TurnScript([*clips, tmp_path / "missing.wav"])
     with pytest.raises(ValueError, match="at least one clip"):
         TurnScript([])
-    with pytest.raises(ValueError, match="must not be negative"):
+    with pytest.raises(ValueError, match="silence_after_agent must be zero or more"):
         TurnScript(clips, silence_after_agent=-1)
     with pytest.raises(ValueError, match="max_wait"):
         TurnScript(clips, agent_wait=10, max_wait=5)

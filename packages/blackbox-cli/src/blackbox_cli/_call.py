@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 from blackbox_protocol import AudioSession, BlackBoxError, CallType, connect
 
-from blackbox_cli._options import UsageError, additional_data, positive, server, timeouts, token
+from blackbox_cli._options import (
+    UsageError,
+    additional_data,
+    device,
+    file_path,
+    positive,
+    server,
+    timeouts,
+    token,
+)
 from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
 
 __all__ = ["TurnsAnswered", "add_call_options", "place_call", "run_call"]
@@ -22,16 +30,18 @@ def add_call_options(parser: argparse.ArgumentParser) -> None:
         "--play",
         metavar="FILE",
         action="append",
-        type=Path,
+        type=file_path,
         default=[],
         help="play FILE (any format PyAV decodes) as the caller instead of the microphone; "
         "repeat for a turn script: each clip once the agent has finished speaking",
     )
-    parser.add_argument("--record", metavar="FILE", type=Path, help="record the agent to a WAV")
+    parser.add_argument(
+        "--record", metavar="FILE", type=file_path, help="record the agent to a WAV"
+    )
     parser.add_argument(
         "--record-stereo",
         metavar="FILE",
-        type=Path,
+        type=file_path,
         help="record both sides to one stereo WAV (left: what we sent, right: the agent)",
     )
     parser.add_argument(
@@ -42,10 +52,16 @@ def add_call_options(parser: argparse.ArgumentParser) -> None:
         "else when the agent ends or on Ctrl-C)",
     )
     parser.add_argument(
-        "--input-device", metavar="DEVICE", help="microphone (name or index; see blackbox devices)"
+        "--input-device",
+        metavar="DEVICE",
+        type=device,
+        help="microphone (name or index; see blackbox devices)",
     )
     parser.add_argument(
-        "--output-device", metavar="DEVICE", help="speaker (name or index; see blackbox devices)"
+        "--output-device",
+        metavar="DEVICE",
+        type=device,
+        help="speaker (name or index; see blackbox devices)",
     )
     parser.add_argument(
         "--half-duplex",
@@ -55,21 +71,22 @@ def add_call_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_call(args: argparse.Namespace) -> int:
-    """Run ``blackbox call``; return the exit status (errors are raised)."""
+    """Run ``blackbox call``; return the exit status (errors are raised).
+
+    Every option is checked before the media is made: making it opens the
+    devices and creates the recordings, replacing files of those names.
+    """
     printer: Printer = JsonPrinter() if args.json else HumanPrinter(show_user=True)
+    options: dict[str, Any] = {
+        "token": token(args),
+        "server": server(args),
+        "additional_data": additional_data(args.data),
+        "origin": args.origin,
+        "allow_insecure": args.insecure,
+        "timeouts": timeouts(args),
+    }
     media, until = _media(args)
-    await place_call(
-        token(args),
-        server=server(args),
-        media=media,
-        printer=printer,
-        until=until,
-        duration=args.duration,
-        additional_data=additional_data(args.data),
-        origin=args.origin,
-        allow_insecure=args.insecure,
-        timeouts=timeouts(args),
-    )
+    await place_call(media=media, printer=printer, until=until, duration=args.duration, **options)
     return 0
 
 
@@ -106,10 +123,28 @@ async def place_call(
 
 def _media(args: argparse.Namespace) -> tuple[AudioSession, Callable[[], Awaitable[None]] | None]:
     """The session for the options, and what to await before hanging up."""
+    from blackbox_media_file import FileError, FileSession, check_recording_paths
+
+    recordings = [path for path in (args.record, args.record_stereo) if path is not None]
+    try:
+        check_recording_paths(recordings, clips=args.play)
+    except FileError as exc:
+        raise UsageError(str(exc)) from None
     if not args.play:
         return _device_media(args), None
-    from blackbox_media_file import FileError, FileSession
-
+    ignored = [
+        option
+        for option, given in (
+            ("--input-device", args.input_device is not None),
+            ("--output-device", args.output_device is not None),
+            ("--half-duplex", args.half_duplex),
+        )
+        if given
+    ]
+    if ignored:
+        raise UsageError(
+            f"{', '.join(ignored)}: for the microphone and speaker, which --play replaces"
+        )
     turns = TurnsAnswered(len(args.play))
     try:
         # Even one clip is a turn script: it waits for the agent's greeting to end.
@@ -153,12 +188,16 @@ class TurnsAnswered:
 
 
 def _device_media(args: argparse.Namespace) -> AudioSession:
-    from blackbox_media_aiortc import AiortcSession, EchoPolicy
+    from blackbox_media_aiortc import AiortcSession, DeviceError, EchoPolicy
     from blackbox_media_aiortc.devices import MicrophoneSource, SpeakerSink
     from blackbox_media_file import FanOutSink, StereoRecorder, TeeSource, WavRecorder
 
-    source: Any = MicrophoneSource(args.input_device)
-    sinks: list[Any] = [SpeakerSink(args.output_device)]
+    # The devices first: one that is missing must fail before a recording replaces a file.
+    try:
+        source: Any = MicrophoneSource(args.input_device)
+        sinks: list[Any] = [SpeakerSink(args.output_device)]
+    except DeviceError as exc:  # as blackbox devices reports it: the machine's set-up
+        raise UsageError(str(exc)) from None
     if args.record is not None:
         sinks.append(WavRecorder(args.record))
     if args.record_stereo is not None:

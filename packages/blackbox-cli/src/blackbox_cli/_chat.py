@@ -13,7 +13,15 @@ import anyio.from_thread
 import anyio.lowlevel
 from blackbox_protocol import BlackBoxError, Call, CallType, Timeouts, connect
 
-from blackbox_cli._options import additional_data, positive, server, timeouts, token
+from blackbox_cli._options import (
+    UsageError,
+    additional_data,
+    nonblank,
+    positive,
+    server,
+    timeouts,
+    token,
+)
 from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
 from blackbox_cli._replies import ReplyTracker
 
@@ -26,6 +34,7 @@ def add_chat_options(parser: argparse.ArgumentParser) -> None:
         "--message",
         metavar="TEXT",
         action="append",
+        type=nonblank,
         default=[],
         help="send TEXT once the agent has answered the previous one; repeat for more; "
         "terminate after the last (without --message: an interactive prompt)",
@@ -48,6 +57,8 @@ def add_chat_options(parser: argparse.ArgumentParser) -> None:
 
 async def run_chat(args: argparse.Namespace) -> int:
     """Run ``blackbox chat``; return the exit status (errors are raised)."""
+    if not args.message and sys.stdin is None:  # started with ``<&-``
+        raise UsageError("standard input is closed, so nothing can be read: give --message TEXT")
     await converse(
         token(args),
         server=server(args),

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.resources import as_file, files
-from pathlib import Path
 
 from blackbox_emulator import Emulator
 
 from blackbox_cli._call import TurnsAnswered, place_call
+from blackbox_cli._options import UsageError, file_path
 from blackbox_cli._output import HumanPrinter
 
 __all__ = ["add_demo_options", "run_demo"]
@@ -30,15 +30,20 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record",
         metavar="FILE",
-        type=Path,
-        default=Path("blackbox-demo.wav"),
+        type=file_path,
+        default="blackbox-demo.wav",
         help="where to record the call, both sides in stereo (default: blackbox-demo.wav)",
     )
 
 
 async def run_demo(args: argparse.Namespace) -> int:
     """Run ``blackbox demo``."""
-    from blackbox_media_file import FileSession
+    from blackbox_media_file import FileError, FileSession, check_recording_paths
+
+    try:  # before the emulator starts: a recording that cannot be made is a usage error
+        check_recording_paths([args.record])
+    except FileError as exc:
+        raise UsageError(str(exc)) from None
 
     # The emulator's agent does not answer audio: a short wait after the clip will do.
     turns = TurnsAnswered(1, reply_wait=2.0)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from blackbox_emulator import AgentScript, Emulator, Fault, ScriptError, serve
 
-from blackbox_cli._options import UsageError
+from blackbox_cli._options import UsageError, file_path, nonblank, port
 
 __all__ = ["add_emulator_options", "run_emulator"]
 
@@ -16,11 +15,14 @@ __all__ = ["add_emulator_options", "run_emulator"]
 def add_emulator_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``blackbox emulator``."""
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+        "--host",
+        type=nonblank,
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1)",
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port,
         default=8765,
         help="port to listen on; 0 picks a free one (default: 8765)",
     )
@@ -28,7 +30,7 @@ def add_emulator_options(parser: argparse.ArgumentParser) -> None:
         "--token", metavar="TOKEN", help="the only token accepted (default: a random one)"
     )
     parser.add_argument(
-        "--script", metavar="FILE", type=Path, help="the agent's script (TOML or JSON)"
+        "--script", metavar="FILE", type=file_path, help="the agent's script (TOML or JSON)"
     )
     parser.add_argument(
         "--fault",
@@ -42,8 +44,10 @@ async def run_emulator(args: argparse.Namespace) -> int:
     """Run ``blackbox emulator`` until interrupted."""
     try:
         script = None if args.script is None else AgentScript.load(args.script)
-    except (OSError, ScriptError) as exc:
-        raise UsageError(f"cannot use the script {args.script}: {exc}") from None
+    except ScriptError as exc:
+        raise UsageError(f"cannot use the script {exc}") from None
+    except OSError as exc:  # missing, a directory, no permission
+        raise UsageError(f"cannot use the script {args.script}: {exc.strerror or exc}") from None
     try:
         emulator = Emulator(
             host=args.host,
@@ -70,6 +74,8 @@ async def run_emulator(args: argparse.Namespace) -> int:
 
     try:
         await serve(emulator, ready=ready)
+    except BrokenPipeError:  # from ready(): whoever read stdout has gone (see main)
+        raise
     except OSError as exc:  # the address is taken or not this machine's
         raise UsageError(
             f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc} "

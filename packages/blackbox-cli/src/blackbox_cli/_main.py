@@ -2,17 +2,22 @@
 
 Exit statuses: 0 a normal end; 2 a usage error; 3 authentication failed (the
 token); 4 the integration's configuration refused us; 5 a protocol error or a
-timeout; 6 the connection failed or dropped; 130 interrupted (Ctrl-C). Every
-failure prints one line on stderr.
+timeout; 6 the connection failed or dropped; 130 interrupted (Ctrl-C); 141 the
+reader of the output went away (``| head``). Every failure prints one line on
+stderr, except 141: a reader that stopped reading is not an error to report,
+so the command ends quietly (after terminating a conversation in progress),
+with the status a shell gives a command killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from contextlib import suppress
+from typing import Final, NoReturn, TypeVar
 
 import anyio
 from blackbox_protocol import (
@@ -40,17 +45,27 @@ EXIT_CONFIGURATION: Final = 4
 EXIT_PROTOCOL: Final = 5
 EXIT_CONNECTION: Final = 6
 EXIT_INTERRUPTED: Final = 130
+#: 128 + SIGPIPE: what a shell reports for a writer whose reader went away.
+EXIT_BROKEN_PIPE: Final = 141
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
+_Error = TypeVar("_Error", bound=BaseException)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, as every other error is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"blackbox: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``blackbox`` and its commands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="blackbox",
         description="Talk to a Dasha BlackBox agent, or run a local emulator of the service.",
         epilog="Exit status: 0 ok, 2 usage, 3 authentication, 4 configuration, "
-        "5 protocol or timeout, 6 connection, 130 interrupted.",
+        "5 protocol or timeout, 6 connection, 130 interrupted, 141 output closed.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
@@ -106,41 +121,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``blackbox`` with ``argv`` (default: the process's arguments); return the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error: argparse has said it
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+    if sys.stdout is None:  # started with its descriptor closed (``>&-``)
+        _say("standard output is closed; to discard the output, send it to /dev/null")
+        return EXIT_USAGE
     # The SDK's warnings (a tool that failed, an ignored frame) as notes on stderr.
     logging.basicConfig(format="[%(levelname)s %(name)s: %(message)s]", level=logging.WARNING)
     command: Command = args.command
     try:
-        return anyio.run(command, args)
+        status = anyio.run(command, args)
+        sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
-        sys.stderr.write("blackbox: interrupted\n")
+        _say("interrupted")
         return EXIT_INTERRUPTED
     except UsageError as exc:
-        sys.stderr.write(f"blackbox: {exc}\n")
+        _say(str(exc))
         return EXIT_USAGE
     except BaseExceptionGroup as group:
-        error = _first_error(group)
-        if error is None:
-            raise
-        return _report(error)
+        error = _first(group, BlackBoxError)
+        if error is not None:
+            return _report(error)
+        if _first(group, BrokenPipeError) is not None:
+            return _reader_gone()
+        raise
     except BlackBoxError as exc:
         return _report(exc)
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BlackBoxError | None:
+def _first(group: BaseExceptionGroup[BaseException], kind: type[_Error]) -> _Error | None:
+    """The first exception of ``kind`` in ``group``, however deep."""
     for exc in group.exceptions:
-        if isinstance(exc, BlackBoxError):
+        if isinstance(exc, kind):
             return exc
         if isinstance(exc, BaseExceptionGroup):
-            found = _first_error(exc)
+            found = _first(exc, kind)
             if found is not None:
                 return found
     return None
 
 
+def _reader_gone() -> int:
+    """Stop quietly: the reader of our output (``| head``) has gone; nobody reads more."""
+    # The interpreter flushes stdout at exit, which would fail again (with a
+    # traceback): what is left in its buffer is for nobody now. Python's
+    # documentation of SIGPIPE does the same.
+    with suppress(OSError, ValueError):  # ValueError: a stdout without a descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _say(line: str) -> None:
+    """One line on stderr, ``blackbox: LINE``; nothing if stderr itself is gone."""
+    if sys.stderr is not None:
+        with suppress(OSError):
+            sys.stderr.write(f"blackbox: {line}\n")
+            sys.stderr.flush()
+
+
 def _report(error: BlackBoxError) -> int:
     status, line = _describe(error)
-    sys.stderr.write(f"blackbox: {line}\n")
+    _say(line)
     return status
 
 

@@ -242,9 +242,18 @@ class AgentScript:
         _check_chunks(self.greeting, _ALWAYS, "greeting")
         _check_chunks(self.farewell, _ALWAYS, "farewell")
         _check_chunks(self.default_reply, _ON_MESSAGE, "default_reply")
-        if not math.isfinite(self.chunk_delay) or self.chunk_delay < 0:
+        delay = self.chunk_delay
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not math.isfinite(delay)
+            or delay < 0
+        ):
             raise ScriptError("chunk_delay", "must be zero or more seconds")
-        if self.max_turns is not None and self.max_turns < 1:
+        turns = self.max_turns
+        if turns is not None and (isinstance(turns, bool) or not isinstance(turns, int)):
+            raise ScriptError("max_turns", "must be a whole number")
+        if turns is not None and turns < 1:
             raise ScriptError("max_turns", "must be at least 1")
 
     @classmethod
@@ -258,15 +267,24 @@ class AgentScript:
         """Read a script file: ``.toml`` or ``.json``.
 
         Raises:
-            ScriptError: not a TOML or JSON file, not parseable, or invalid.
-            OSError: the file cannot be read.
+            ScriptError: not a TOML or JSON file, not UTF-8 text, not parseable,
+                or invalid.
+            OSError: the file cannot be read (missing, a directory, no permission).
         """
         path = Path(path)
         formats = {".toml": "toml", ".json": "json"}
         file_format = formats.get(path.suffix.lower())
         if file_format is None:
             raise ScriptError("", "a script is a .toml or .json file", source=str(path))
-        return cls.parse(path.read_text(encoding="utf-8"), format=file_format, source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScriptError(
+                "",
+                f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+                source=str(path),
+            ) from None
+        return cls.parse(text, format=file_format, source=str(path))
 
     @classmethod
     def parse(cls, text: str, *, format: str, source: str | None = None) -> AgentScript:
@@ -289,6 +307,8 @@ class AgentScript:
                 raise ScriptError("", f"unknown script format {format!r}", source=source)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise ScriptError("", f"not valid {format.upper()}: {exc}", source=source) from None
+        except RecursionError:
+            raise ScriptError("", "nested too deeply to read", source=source) from None
         return cls.from_dict(data, source=source)
 
     @classmethod
@@ -296,12 +316,15 @@ class AgentScript:
         """Build a script from parsed data (the tables of a TOML or JSON file).
 
         Raises:
-            ScriptError: a field is missing, unknown, or of the wrong type.
+            ScriptError: a field is missing, unknown, or of the wrong type (or
+                the data is nested too deeply to walk).
         """
         try:
             return _script(data)
         except ScriptError as exc:
             raise ScriptError(exc.field, exc.problem, source=source) from None
+        except RecursionError:
+            raise ScriptError("", "nested too deeply to read", source=source) from None
 
 
 # From parsed data to the dataclasses, naming the field of every problem.
@@ -363,6 +386,14 @@ def _typed(value: Any, expected: type[Any] | tuple[type[Any], ...], label: str, 
     return value
 
 
+def _seconds(value: Any, where: str) -> float:
+    number = _typed(value, (int, float), "a number of seconds", where)
+    try:
+        return float(number)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise ScriptError(where, "is too large a number of seconds") from None
+
+
 def _script(data: Any) -> AgentScript:
     table = _table(data, "", _SCRIPT_FIELDS)
     options: dict[str, Any] = {}
@@ -372,9 +403,7 @@ def _script(data: Any) -> AgentScript:
     if "echo_user" in table:
         options["echo_user"] = _typed(table["echo_user"], bool, "true or false", "echo_user")
     if "chunk_delay" in table:
-        options["chunk_delay"] = float(
-            _typed(table["chunk_delay"], (int, float), "a number of seconds", "chunk_delay")
-        )
+        options["chunk_delay"] = _seconds(table["chunk_delay"], "chunk_delay")
     if "max_turns" in table:
         options["max_turns"] = _typed(table["max_turns"], int, "an integer", "max_turns")
     if "result" in table:
@@ -433,14 +462,7 @@ def _voice(value: Any) -> VoiceOptions:
         if name in table:
             options[name] = _typed(table[name], str, "a string", f"voice.{name}")
     if "echo_audio_after" in table:
-        options["echo_audio_after"] = float(
-            _typed(
-                table["echo_audio_after"],
-                (int, float),
-                "a number of seconds",
-                "voice.echo_audio_after",
-            )
-        )
+        options["echo_audio_after"] = _seconds(table["echo_audio_after"], "voice.echo_audio_after")
     try:
         return VoiceOptions(**options)
     except ScriptError as exc:

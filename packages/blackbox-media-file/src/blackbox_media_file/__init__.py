@@ -4,12 +4,15 @@
 (any format PyAV decodes) or a turn script as the caller, at real-time pace,
 and records the agent to WAV, or both sides to one stereo WAV. Its parts are
 ordinary audio sources and sinks, usable with any session that takes them:
-``FileSource``, ``TurnScript``, ``WavRecorder``, ``StereoRecorder``.
+``FileSource``, ``TurnScript``, ``WavRecorder``, ``StereoRecorder``; and
+``check_recording_paths`` tells, touching nothing, whether recordings can go
+where they are asked to.
 """
 
 from __future__ import annotations
 
 from blackbox_media_file.errors import FileError
+from blackbox_media_file.paths import check_recording_paths
 from blackbox_media_file.recorder import WavRecorder
 from blackbox_media_file.session import FileSession
 from blackbox_media_file.source import FRAME_DURATION, FileSource
@@ -45,4 +48,5 @@ __all__ = [
     "TurnEvent",
     "TurnScript",
     "WavRecorder",
+    "check_recording_paths",
 ]

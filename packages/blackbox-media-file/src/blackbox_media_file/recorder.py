@@ -7,9 +7,11 @@ import os
 
 from blackbox_protocol import AudioFrame
 
+from blackbox_media_file._checks import check_sample_rate
 from blackbox_media_file._convert import MonoConverter
 from blackbox_media_file._wavfile import LiveWavFile
 from blackbox_media_file.errors import FileError
+from blackbox_media_file.paths import check_recording_paths
 
 __all__ = ["WavRecorder"]
 
@@ -33,14 +35,16 @@ class WavRecorder:
         sample_rate: the recording's rate.
 
     Raises:
-        FileError: the file cannot be created.
+        FileError: the file cannot be created (see ``check_recording_paths``);
+            nothing is touched then.
+        TypeError: ``sample_rate`` is not an ``int``.
         ValueError: ``sample_rate`` is not positive.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, sample_rate: int = 48000) -> None:
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+        check_sample_rate(sample_rate)
         self.path = os.fspath(path)
+        check_recording_paths([self.path])
         self.sample_rate = sample_rate
         self._converter = MonoConverter(sample_rate)
         try:

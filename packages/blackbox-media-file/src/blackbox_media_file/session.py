@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from blackbox_protocol import AudioFrame, AudioSession, MediaError, MediaState
 
+from blackbox_media_file._checks import check_callback, check_waits
+from blackbox_media_file.paths import check_recording_paths
 from blackbox_media_file.recorder import WavRecorder
 from blackbox_media_file.source import FileSource
 from blackbox_media_file.stereo import StereoRecorder
@@ -47,7 +49,10 @@ class FileSession(AudioSession):
     Recordings are valid WAV files at every moment of the call; ``close()``
     finishes them (and is idempotent), even when the call is cancelled or
     failed. Every file is opened when the session is made, so a bad path fails
-    here, before any call.
+    here, before any call; and every argument is checked before any file is
+    created, so a session that fails to be made has touched no file (a
+    recording over a clip, or two recordings into one file, are refused: see
+    ``check_recording_paths``).
 
     Args:
         play: a file to play, or a sequence of clips to play in turns.
@@ -64,8 +69,13 @@ class FileSession(AudioSession):
             ``gather_timeout``, ``connect_timeout``, ``echo_policy``).
 
     Raises:
-        FileError: a file cannot be played, or a recording cannot be created.
-        ValueError: a turn option is out of range.
+        FileError: a file cannot be played, or a recording cannot be created,
+            or would overwrite a clip or the other recording.
+        TypeError: a turn option is not a number, ``on_event`` not callable,
+            or an unknown option for ``AiortcSession``.
+        ValueError: a turn option is out of range (negative, not finite,
+            ``max_wait`` below ``agent_wait``), whether ``play`` is one file
+            or a turn script; or an ``AiortcSession`` option is.
     """
 
     def __init__(
@@ -87,6 +97,20 @@ class FileSession(AudioSession):
         """The recording of the agent, if asked for."""
         self.stereo: StereoRecorder | None = None
         """The recording of both sides, if asked for."""
+        clips = [play] if isinstance(play, str | os.PathLike) else list(play or ())
+        check_waits(
+            silence_after_agent=silence_after_agent, agent_wait=agent_wait, max_wait=max_wait
+        )
+        check_callback("on_event", on_event)
+        check_recording_paths(
+            [path for path in (record, record_stereo) if path is not None], clips=clips
+        )
+        # Imported here: aiortc takes the best part of a second to import.
+        from blackbox_media_aiortc import AiortcSession
+
+        # Made once to be thrown away: a wrong option, sample rate or event loop
+        # fails here, before a recording has replaced a file.
+        AiortcSession(sample_rate=sample_rate, **aiortc_options)
         try:
             if isinstance(play, str | os.PathLike):
                 self.source = FileSource(play, sample_rate=sample_rate)
@@ -103,9 +127,6 @@ class FileSession(AudioSession):
                 self.recorder = WavRecorder(record, sample_rate=sample_rate)
             if record_stereo is not None:
                 self.stereo = StereoRecorder(record_stereo, sample_rate=sample_rate)
-            # Imported here: aiortc takes the best part of a second to import.
-            from blackbox_media_aiortc import AiortcSession
-
             self.session: AiortcSession = AiortcSession(
                 self._source(sample_rate), self._sink(), sample_rate=sample_rate, **aiortc_options
             )

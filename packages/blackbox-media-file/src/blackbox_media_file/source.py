@@ -11,6 +11,7 @@ import av
 import av.container
 from blackbox_protocol import AudioFrame
 
+from blackbox_media_file._checks import check_sample_rate
 from blackbox_media_file.errors import FileError
 
 __all__ = ["FRAME_DURATION", "FileSource", "frame_samples"]
@@ -44,12 +45,12 @@ class FileSource:
     Raises:
         FileError: the file is missing, unreadable, has no audio stream, or
             its audio cannot be decoded.
+        TypeError: ``sample_rate`` is not an ``int``.
         ValueError: ``sample_rate`` is not positive.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, sample_rate: int = 48000) -> None:
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+        check_sample_rate(sample_rate)
         self.path = os.fspath(path)
         self.sample_rate = sample_rate
         self.frame_samples = frame_samples(sample_rate)

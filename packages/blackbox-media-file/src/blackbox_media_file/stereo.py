@@ -12,9 +12,11 @@ from typing import Final
 from blackbox_protocol import AudioFrame
 
 from blackbox_media_file import _pcm
+from blackbox_media_file._checks import check_callback, check_sample_rate
 from blackbox_media_file._convert import MonoConverter
 from blackbox_media_file._wavfile import LiveWavFile
 from blackbox_media_file.errors import FileError
+from blackbox_media_file.paths import check_recording_paths
 
 __all__ = ["Channel", "StereoRecorder", "StereoSide"]
 
@@ -98,7 +100,9 @@ class StereoRecorder:
             replays may pass their own.
 
     Raises:
-        FileError: the file cannot be created.
+        FileError: the file cannot be created (see ``check_recording_paths``);
+            nothing is touched then.
+        TypeError: ``sample_rate`` is not an ``int``, or ``clock`` not callable.
         ValueError: ``sample_rate`` is not positive.
     """
 
@@ -109,9 +113,10 @@ class StereoRecorder:
         sample_rate: int = 48000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+        check_sample_rate(sample_rate)
+        check_callback("clock", clock)
         self.path = os.fspath(path)
+        check_recording_paths([self.path])
         self.sample_rate = sample_rate
         self._clock = clock
         self._start: float | None = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from blackbox_protocol import AudioFrame
 
 from blackbox_media_file import _pcm
+from blackbox_media_file._checks import check_sample_rate
 from blackbox_media_file.source import frame_samples
 
 if TYPE_CHECKING:
@@ -75,9 +76,14 @@ class TeeSource:
         source: what to play.
         sinks: where copies go (a ``StereoRecorder``'s ``.sent``, say).
         sample_rate: the session's rate, for the silence frames.
+
+    Raises:
+        TypeError: ``sample_rate`` is not an ``int``.
+        ValueError: ``sample_rate`` is not positive.
     """
 
     def __init__(self, source: AudioSource, *sinks: AudioSink, sample_rate: int = 48000) -> None:
+        check_sample_rate(sample_rate)
         self.source = source
         self.sinks = FanOutSink(*sinks)
         self._silence = AudioFrame(_pcm.silence(frame_samples(sample_rate)), sample_rate, 1)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from blackbox_protocol import AudioFrame
 
+from blackbox_media_file._checks import check_callback, check_sample_rate, check_waits
 from blackbox_media_file.source import FileSource
 from blackbox_media_file.vad import EnergyVad
 
@@ -129,8 +130,10 @@ class TurnScript:
 
     Raises:
         FileError: a clip cannot be played (see ``FileSource``).
-        ValueError: no clips, or a duration is negative, or ``max_wait`` is
-            shorter than ``agent_wait``.
+        TypeError: ``clips`` is one path, not a sequence; a duration or the
+            sample rate is not a number; ``clock`` or ``on_event`` is not callable.
+        ValueError: no clips, or a duration is negative or not finite, or
+            ``max_wait`` is shorter than ``agent_wait``.
     """
 
     def __init__(
@@ -145,12 +148,16 @@ class TurnScript:
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[TurnEvent], None] | None = None,
     ) -> None:
+        if isinstance(clips, str | os.PathLike):
+            raise TypeError("clips is a sequence of files; for one clip, pass [clip]")
         if not clips:
             raise ValueError("a turn script needs at least one clip")
-        if min(silence_after_agent, agent_wait) < 0:
-            raise ValueError("silence_after_agent and agent_wait must not be negative")
-        if max_wait < agent_wait:
-            raise ValueError(f"max_wait ({max_wait}) must be at least agent_wait ({agent_wait})")
+        check_sample_rate(sample_rate)
+        check_waits(
+            silence_after_agent=silence_after_agent, agent_wait=agent_wait, max_wait=max_wait
+        )
+        check_callback("clock", clock)
+        check_callback("on_event", on_event)
         self.paths = [Path(clip) for clip in clips]
         self.sample_rate = sample_rate
         self.silence_after_agent = silence_after_agent

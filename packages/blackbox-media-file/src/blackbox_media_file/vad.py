@@ -8,6 +8,7 @@ from typing import Final
 from blackbox_protocol import AudioFrame
 
 from blackbox_media_file import _pcm
+from blackbox_media_file._checks import check_number
 
 __all__ = ["EnergyVad"]
 
@@ -33,7 +34,8 @@ class EnergyVad:
         floor_window: seconds of audio the noise floor is the minimum of.
 
     Raises:
-        ValueError: an argument is not positive.
+        TypeError: an argument is not a number.
+        ValueError: an argument is not positive, or not finite.
     """
 
     def __init__(
@@ -48,8 +50,7 @@ class EnergyVad:
             "min_level": min_level,
             "floor_window": floor_window,
         }.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, not {value}")
+            check_number(name, value, positive=True)
         self.ratio = ratio
         self.min_level = min_level
         self.floor_window = floor_window

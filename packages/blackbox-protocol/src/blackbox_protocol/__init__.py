@@ -62,7 +62,7 @@ from blackbox_protocol.messages import CallType, ConversationResultData, Message
 
 if TYPE_CHECKING:
     from blackbox_protocol._call import Call, Retry, Timeouts, ToolHandler, connect
-    from blackbox_protocol._endpoint import DEFAULT_SERVER, RU_SERVER
+    from blackbox_protocol._endpoint import DEFAULT_SERVER, RU_SERVER, check_server
 
 #: The driver's names, and the module each is imported from on first use.
 _DRIVER = {
@@ -73,6 +73,7 @@ _DRIVER = {
     "connect": "_call",
     "DEFAULT_SERVER": "_endpoint",
     "RU_SERVER": "_endpoint",
+    "check_server": "_endpoint",
 }
 
 
@@ -137,6 +138,7 @@ __all__ = [
     "ToolTimedOut",
     "UnknownMessage",
     "UnknownMessageReceived",
+    "check_server",
     "connect",
     "decode",
     "encode",

@@ -21,8 +21,16 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.to_thread
-from attrs import frozen
+from attrs import field, frozen
 
+from blackbox_protocol._arguments import (
+    check_call,
+    check_count,
+    check_delay,
+    check_max_delay,
+    every_field,
+    positive_seconds,
+)
 from blackbox_protocol._endpoint import DEFAULT_SERVER, Endpoint, RedactingLogger
 from blackbox_protocol._queue import EventQueue
 from blackbox_protocol._websocket import WebSocket
@@ -56,9 +64,14 @@ logger = logging.getLogger("blackbox_protocol")
 ToolHandler = Callable[..., Any]
 
 
-@frozen
+@frozen(field_transformer=every_field(positive_seconds))
 class Timeouts:
-    """Every wait of a call, in seconds. Each one that passes raises a typed error."""
+    """Every wait of a call, in seconds. Each one that passes raises a typed error.
+
+    Raises:
+        TypeError: a wait is not a number.
+        ValueError: a wait is not positive and finite (zero, negative, NaN, infinite).
+    """
 
     #: TCP, TLS and the WebSocket handshake (``ConnectError``).
     open: float = 10.0
@@ -87,11 +100,16 @@ class Retry:
     (PROTOCOL.md: 1 s, 2 s, 4 s ... 30 s). Authentication, configuration and
     other service errors are never retried; nor is anything after the
     conversation started, since reconnecting starts a new conversation.
+
+    Raises:
+        TypeError: ``attempts`` is not an ``int``, or a delay not a number.
+        ValueError: ``attempts`` is negative, a delay negative or not finite, or
+            ``max_delay`` below ``first_delay``.
     """
 
-    attempts: int = 3
-    first_delay: float = 1.0
-    max_delay: float = 30.0
+    attempts: int = field(default=3, validator=check_count)
+    first_delay: float = field(default=1.0, validator=check_delay)
+    max_delay: float = field(default=30.0, validator=check_max_delay)
 
     def delay(self, attempt: int) -> float:
         """The wait before retry number ``attempt`` (0-based)."""
@@ -538,16 +556,29 @@ async def connect(
         ConnectError: the server cannot be reached or refused the WebSocket.
         ProtocolTimeout: no ``event connection`` in time.
         DisconnectedError: the socket closed before the session was ready.
-        LocalProtocolError: bad arguments (server URL, call type, missing media,
-            ``max_events`` under 1).
+        LocalProtocolError: bad arguments, before any I/O: the server URL, the
+            token, the call type, media missing (``webCall``) or given (other
+            calls), a tool that is not callable, ``additional_data`` that is not
+            a JSON object, ``phone`` missing (``onPhone``) or given (other
+            calls), an ``origin`` that is not ``scheme://host[:port]``, a
+            ``timeouts`` or ``retry`` of the wrong type, a ``max_frame_size``
+            or ``max_events`` below 1.
     """
     endpoint = Endpoint.parse(server, token, allow_insecure=allow_insecure)
-    try:
-        kind = CallType(call_type)
-    except ValueError:
-        raise LocalProtocolError(f"unknown call type {call_type!r}") from None
-    if kind is CallType.WEB_CALL and media is None:
-        raise LocalProtocolError("a webCall needs media= (an AudioSession)")
+    kind = check_call(
+        call_type,
+        media=media,
+        tools=tools,
+        additional_data=additional_data,
+        origin=origin,
+        phone=phone,
+        ssl_context=ssl_context,
+        max_frame_size=max_frame_size,
+    )
+    if not isinstance(timeouts, Timeouts):
+        raise LocalProtocolError(f"timeouts must be a Timeouts, not {type(timeouts).__name__}")
+    if retry is not None and not isinstance(retry, Retry):
+        raise LocalProtocolError(f"retry must be a Retry or None, not {type(retry).__name__}")
     if max_events < 1:
         raise LocalProtocolError(f"max_events must be 1 or more, not {max_events}")
     attempt = 0

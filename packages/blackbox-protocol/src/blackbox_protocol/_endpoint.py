@@ -9,13 +9,20 @@ from __future__ import annotations
 import ipaddress
 import logging
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from attrs import field, frozen
 
 from blackbox_protocol.errors import LocalProtocolError
 
-__all__ = ["DEFAULT_SERVER", "RU_SERVER", "Endpoint", "RedactingLogger"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "RU_SERVER",
+    "Endpoint",
+    "RedactingLogger",
+    "check_origin",
+    "check_server",
+]
 
 #: The production service.
 DEFAULT_SERVER = "wss://blackbox.dasha.ai"
@@ -40,22 +47,15 @@ class Endpoint:
 
         Raises:
             LocalProtocolError: the address is not a ``ws``/``wss`` URL, the token is
-                empty, or ``ws://`` points off this machine without ``allow_insecure``.
+                empty or not a string, or ``ws://`` points off this machine without
+                ``allow_insecure``.
         """
+        if not isinstance(token, str):
+            raise LocalProtocolError(f"the token must be a string, not {type(token).__name__}")
         if not token:
             raise LocalProtocolError("the token is empty")
-        parts = urlsplit(server)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise LocalProtocolError(f"the server must be a ws:// or wss:// URL, not {server!r}")
-        if parts.path.rstrip("/") or parts.query:
-            raise LocalProtocolError(f"give the server without a path or query, not {server!r}")
-        secure = parts.scheme == "wss"
-        if not secure and not allow_insecure and not _is_loopback(parts.hostname):
-            raise LocalProtocolError(
-                f"refusing plain ws:// to {parts.hostname}: the token would travel unencrypted "
-                "(use wss://, or pass allow_insecure=True)"
-            )
-        return cls(parts.hostname, parts.port or (443 if secure else 80), secure, token)
+        host, port, secure = _parse_server(server, allow_insecure=allow_insecure)
+        return cls(host, port, secure, token)
 
     @property
     def origin(self) -> str:
@@ -79,6 +79,90 @@ class Endpoint:
         for secret in {self.token, quote(self.token, safe=""), quote(self.token)}:
             text = text.replace(secret, "***")
         return text
+
+
+def check_server(server: str, *, origin: str | None = None, allow_insecure: bool = False) -> None:
+    """Check a server address (and an ``Origin``) as ``connect()`` does, without connecting.
+
+    For a program that must know its settings are right before it does
+    anything costly (opening files, devices) for the call.
+
+    Args:
+        server: ``wss://host[:port]``, or ``ws://`` on loopback.
+        origin: an ``Origin`` header: ``scheme://host[:port]``, or ``null``.
+        allow_insecure: allow ``ws://`` to a host that is not this machine.
+
+    Raises:
+        LocalProtocolError: what ``connect()`` would raise for them, before any I/O.
+    """
+    _parse_server(server, allow_insecure=allow_insecure)
+    if origin is not None:
+        check_origin(origin)
+
+
+def check_origin(origin: str) -> None:
+    """Check an ``Origin`` header: a serialized origin (RFC 6454), as a browser sends it.
+
+    Raises:
+        LocalProtocolError: it is not a string, or not ``scheme://host[:port]`` nor ``null``.
+    """
+    if not isinstance(origin, str):
+        raise LocalProtocolError(f"the origin must be a string, not {type(origin).__name__}")
+    if origin == "null":
+        return
+    parts = _split(origin)
+    if (
+        parts is None
+        or not (origin.isascii() and origin.isprintable())
+        or " " in origin
+        or not parts.scheme
+        or not parts.hostname
+        or _port(parts) == 0
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise LocalProtocolError(
+            f"an origin is scheme://host[:port] (as a browser sends it), not {origin!r}"
+        )
+
+
+def _parse_server(server: str, *, allow_insecure: bool) -> tuple[str, int, bool]:
+    """The host, port and whether TLS is used, of a server address."""
+    if not isinstance(server, str):
+        raise LocalProtocolError(f"the server must be a string, not {type(server).__name__}")
+    parts = _split(server)
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise LocalProtocolError(f"the server must be a ws:// or wss:// URL, not {server!r}")
+    if parts.path.rstrip("/") or parts.query or parts.fragment:
+        raise LocalProtocolError(f"give the server without a path or query, not {server!r}")
+    port = _port(parts)
+    if port == 0:
+        raise LocalProtocolError(f"the server's port must be 1 to 65535, in {server!r}")
+    secure = parts.scheme == "wss"
+    if not secure and not allow_insecure and not _is_loopback(parts.hostname):
+        raise LocalProtocolError(
+            f"refusing plain ws:// to {parts.hostname}: the token would travel unencrypted "
+            "(use wss://, or pass allow_insecure=True)"
+        )
+    return parts.hostname, port or (443 if secure else 80), secure
+
+
+def _split(url: str) -> SplitResult | None:
+    """The parts of ``url``, ``None`` when it does not parse (``ws://[::1``)."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The URL's port, ``None`` when it has none, 0 when it is out of range or not a number."""
+    try:
+        return parts.port
+    except ValueError:
+        return 0
 
 
 def _is_loopback(host: str) -> bool:
