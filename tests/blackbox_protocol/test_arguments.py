@@ -17,6 +17,7 @@ def test_every_wait_is_checked() -> None:
         "open",
         "session",
         "offer",
+        "media",
         "terminate",
         "close",
         "tool",
