@@ -75,5 +75,6 @@ def bench(session: nox.Session) -> None:
         "voice_setup",
         "voice_capacity",
         "voice_latency",
+        "shared_server",
     ):
         session.run("python", f"bench/{script}.py", *session.posargs)
