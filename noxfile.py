@@ -97,5 +97,6 @@ def bench(session: nox.Session) -> None:
         "voice_capacity",
         "voice_latency",
         "soak",
+        "shared_server",
     ):
         session.run("python", f"bench/{script}.py", *session.posargs)

@@ -2,8 +2,9 @@
 
 For each step K (50, 100, 200, 400, 700, 1000 by default) a fresh emulator is
 started in a separate process (this script, ``--serve-emulator``: the built-in
-agent script, on loopback, port 0; it prints ``BlackBox emulator listening on
-ws://...`` as ``blackbox emulator`` does). Its resident memory (``VmRSS`` of
+agent script, on loopback, port 0, without the cap on conversations at once;
+it prints ``BlackBox emulator listening on ws://...`` as ``blackbox emulator``
+does). Its resident memory (``VmRSS`` of
 ``/proc/PID/status``) is read idle; then this process opens K conversations at
 once with the driver (``blackbox_protocol.connect()`` under asyncio), each
 held idle once its greeting is in; memory is read again on both sides; then
@@ -112,7 +113,8 @@ def rss_kib(pid: int) -> int:
 def _serve_emulator() -> int:
     """The child: run an emulator with the token from the environment until SIGINT."""
     raise_fd_limit()
-    emulator = Emulator(token=os.environ[_TOKEN_VARIABLE])
+    # Its capacity is the question: no cap on conversations (by default 256).
+    emulator = Emulator(token=os.environ[_TOKEN_VARIABLE], max_connections=None)
 
     def ready(running: Emulator) -> None:
         sys.stdout.write(f"BlackBox emulator listening on {running.server}\n")

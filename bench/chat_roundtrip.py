@@ -2,10 +2,10 @@
 
 The figure is the time from ``Call.send_text(text)`` to the first assistant
 ``TextReceived`` chunk of the reply (the emulator's script echoes nothing back
-as ``source: user`` and paces nothing: ``chunk_delay`` 0), message after
-message in one conversation. Beside it, in the same run and the same
-topology (each server on its own asyncio loop in a daemon thread of this
-process, the client on the main thread's loop):
+as ``source: user`` and paces nothing: ``chunk_delay`` 0; and it reads frames
+without its rate limit), message after message in one conversation. Beside
+it, in the same run and the same topology (each server on its own asyncio
+loop in a daemon thread of this process, the client on the main thread's loop):
 
 - **driver -> emulator**: ``blackbox_protocol.connect()``, the figure itself.
 - **websockets -> emulator**: websockets' own client speaking the protocol's
@@ -326,7 +326,8 @@ def run(*, conversations: int, messages: int, warmup: int) -> list[Figure]:
     samples: dict[tuple[str, str], list[int]] = {
         (backend, path): [] for backend in BACKENDS for path in PATHS
     }
-    emulator = EmulatorThread(Emulator(script=bench_script()))
+    # Message after message at full speed: past the default rate limit (100 a second).
+    emulator = EmulatorThread(Emulator(script=bench_script(), max_frame_rate=None))
     with emulator, EchoServerThread() as echo:
         for number in range(conversations):
             order = BACKENDS if number % 2 == 0 else BACKENDS[::-1]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from blackbox_emulator import AgentScript, Direction, EmulatorFactory, Turn
+from websockets.sync.client import connect as connect_sync
 
 from tests.blackbox_cli._process import (
     CLI,
@@ -362,7 +363,24 @@ def test_bad_data_is_a_usage_error(emulator: str) -> None:
         ),
         (
             ["emulator"],
-            ["--host", "--port", "--token", "--script", "--fault", "drop", "silence"],
+            [
+                "--host",
+                "--port",
+                "--token",
+                "--script",
+                "--fault",
+                "drop",
+                "silence",
+                "--max-connections N conversations at once, or none",
+                "--handshake-timeout",
+                "--initialize-timeout",
+                "--idle-timeout",
+                "--max-frame-size CHARS",
+                "'Too large message' (default: 1048576)",
+                "--max-frame-rate",
+                "--max-frame-burst",
+                "--max-records N",
+            ],
         ),
     ],
     ids=["blackbox", "chat", "emulator"],
@@ -429,6 +447,38 @@ def test_the_emulator_reports_a_busy_port() -> None:
     assert result.status == 2
     assert "cannot listen" in one_error_line(result)
     assert "Traceback" not in result.stderr
+
+
+def test_the_emulator_refuses_past_its_max_connections() -> None:
+    with emulator_process("--token", TOKEN, "--max-connections", "1") as (server, emulator):
+        url = f"{server}/api/v1/ws/webCall?token={TOKEN}"
+        with connect_sync(url, close_timeout=2) as held:
+            held.send('{"type":"initialize","request":{"callType":"chat"}}')
+            assert '"name":"connection"' in str(held.recv(timeout=10))
+            refused = chat(server, "--message", "hi")
+        served = chat(server, "--message", "hi")
+
+    assert refused.status == 6
+    assert one_error_line(refused).endswith("refused the WebSocket: HTTP 503")
+    assert served.status == 0, served.stderr
+    (warning,) = [line for line in emulator.stderr.splitlines() if "HTTP 503" in line]
+    assert "max_connections (1) conversations are open; 1 refused so far" in warning
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--max-connections", "0", "must be a whole number from 1 up or none, not 0"),
+        ("--max-frame-rate", "fast", "must be a number above 0 or none, not fast"),
+        ("--max-frame-size", "none", "must be a whole number from 1 up, not none"),
+        ("--idle-timeout", "-1", "must be a number above 0 or none, not -1"),
+    ],
+)
+def test_the_emulator_refuses_a_bad_limit(option: str, value: str, expected: str) -> None:
+    result = run_cli("emulator", "--port", "0", f"{option}={value}", timeout=15)
+
+    assert result.status == 2
+    assert result.stderr.splitlines()[-1].endswith(f"argument {option}: {expected}")
 
 
 def test_the_emulator_refuses_an_empty_token() -> None:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
+from collections.abc import Callable
+from typing import Final
 
 from blackbox_emulator import AgentScript, Emulator, Fault, ScriptError, serve
 
-from blackbox_cli._options import UsageError, file_path, nonblank, port
+from blackbox_cli._options import UsageError, file_path, nonblank, port, positive
 
 __all__ = ["add_emulator_options", "run_emulator"]
+
+#: ``Emulator``'s defaults, which the limits' options share (and their help shows).
+_DEFAULTS: Final = {
+    name: parameter.default for name, parameter in inspect.signature(Emulator).parameters.items()
+}
+#: What a limit's option takes for "no limit".
+_NO_LIMIT: Final = "none"
 
 
 def add_emulator_options(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +48,113 @@ def add_emulator_options(parser: argparse.ArgumentParser) -> None:
         choices=[fault.value for fault in Fault],
         help="inject a fault into every conversation: " + ", ".join(fault.value for fault in Fault),
     )
+    limits = parser.add_argument_group(
+        "limits",
+        "What any one client may hold of a shared emulator (docs/emulator.md, 'Running it as "
+        f"a shared server'). '{_NO_LIMIT}' lifts a limit, where an option takes it.",
+    )
+    limits.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_whole(1),
+        default=_DEFAULTS["max_connections"],
+        help=f"conversations at once, or {_NO_LIMIT}; a client past them gets HTTP 503"
+        + _default("max_connections"),
+    )
+    limits.add_argument(
+        "--handshake-timeout",
+        metavar="S",
+        type=_positive_or_none,
+        default=_DEFAULTS["handshake_timeout"],
+        help=f"seconds (or {_NO_LIMIT}) a connection has to complete the WebSocket handshake"
+        + _default("handshake_timeout"),
+    )
+    limits.add_argument(
+        "--initialize-timeout",
+        metavar="S",
+        type=positive,
+        default=_DEFAULTS["initialize_timeout"],
+        help="seconds a client has to send initialize" + _default("initialize_timeout"),
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        metavar="S",
+        type=_positive_or_none,
+        default=_DEFAULTS["idle_timeout"],
+        help=f"seconds (or {_NO_LIMIT}) a frame may wait for a client that reads nothing; "
+        "then the connection is aborted" + _default("idle_timeout"),
+    )
+    limits.add_argument(
+        "--max-frame-size",
+        metavar="CHARS",
+        type=_whole(1, no_limit=False),
+        default=_DEFAULTS["max_frame_size"],
+        help="the longest frame served, in characters; a longer one gets 'Too large message'"
+        + _default("max_frame_size"),
+    )
+    limits.add_argument(
+        "--max-frame-rate",
+        metavar="N",
+        type=_positive_or_none,
+        default=_DEFAULTS["max_frame_rate"],
+        help=f"frames a second (or {_NO_LIMIT}) read from each connection; faster ones wait "
+        "unread" + _default("max_frame_rate"),
+    )
+    limits.add_argument(
+        "--max-frame-burst",
+        metavar="N",
+        type=_whole(1, no_limit=False),
+        default=_DEFAULTS["max_frame_burst"],
+        help="frames a connection may send at once before the rate applies"
+        + _default("max_frame_burst"),
+    )
+    limits.add_argument(
+        "--max-records",
+        metavar="N",
+        type=_whole(0),
+        default=_DEFAULTS["max_records"],
+        help=f"conversation records kept in memory, the newest; 0 keeps none, {_NO_LIMIT} all"
+        + _default("max_records"),
+    )
+
+
+def _default(option: str) -> str:
+    value = _DEFAULTS[option]
+    shown = _NO_LIMIT if value is None else f"{value:g}" if isinstance(value, float) else value
+    return f" (default: {shown})"
+
+
+def _whole(minimum: int, *, no_limit: bool = True) -> Callable[[str], int | None]:
+    """An argparse type: a whole number from ``minimum`` up (or ``none``, if ``no_limit``)."""
+
+    def parse(text: str) -> int | None:
+        if no_limit and text.lower() == _NO_LIMIT:
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            alternative = f" or {_NO_LIMIT}" if no_limit else ""
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {minimum} up{alternative}, not {text}"
+            )
+        return value
+
+    return parse
+
+
+def _positive_or_none(text: str) -> float | None:
+    """An argparse type: a number above 0, or ``none``."""
+    if text.lower() == _NO_LIMIT:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0 or {_NO_LIMIT}, not {text}")
+    return value
 
 
 async def run_emulator(args: argparse.Namespace) -> int:
@@ -55,6 +172,14 @@ async def run_emulator(args: argparse.Namespace) -> int:
             token=args.token,
             script=script,
             fault=None if args.fault is None else Fault(args.fault),
+            max_connections=args.max_connections,
+            handshake_timeout=args.handshake_timeout,
+            initialize_timeout=args.initialize_timeout,
+            idle_timeout=args.idle_timeout,
+            max_frame_size=args.max_frame_size,
+            max_frame_rate=args.max_frame_rate,
+            max_frame_burst=args.max_frame_burst,
+            max_records=args.max_records,
         )
     except ValueError as exc:  # an empty --token
         raise UsageError(str(exc)) from None

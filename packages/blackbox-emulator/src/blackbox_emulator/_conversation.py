@@ -7,6 +7,12 @@ faults act at fixed points (after ``initialize``, after ``event connection``,
 at the offer, after each agent text chunk, before the end). Everything is
 sequential, so a message that arrives while the agent is speaking (pacing its
 chunks, or voicing them in a call) waits for the reply to end.
+
+The limits of a shared server act here: frames are read no faster than the
+connection's token bucket allows (unread frames wait in the socket: the
+client's sends slow down, as with any busy server), and a frame or a close
+that cannot be sent for ``idle_timeout`` (a client that reads nothing) aborts
+the connection.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import importlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Final
 
@@ -41,6 +48,7 @@ from blackbox_protocol.messages import CallType, ConversationResultData, SdpInvi
 from websockets.asyncio.server import ServerConnection as WebSocket
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
 
+from blackbox_emulator._bucket import TokenBucket, frame_cost
 from blackbox_emulator._sdp import bad_offer, candidate_hosts, next_version, redirect_candidates
 from blackbox_emulator.agent import Action, AskTool, Finish, Say, ScriptedAgent
 from blackbox_emulator.faults import (
@@ -76,6 +84,10 @@ class _Dropped(Exception):
     """The ``drop`` fault aborted the connection: stop at once."""
 
 
+class _Stalled(Exception):
+    """A send or the close waited ``idle_timeout`` on a client that reads nothing: aborted."""
+
+
 class Conversation:
     """Serve one conversation on an accepted WebSocket.
 
@@ -90,6 +102,12 @@ class Conversation:
         voice: the offer's style and key, and the echo agent.
         record_dir: where the built-in peer records each call's caller audio;
             ``None``: no recording.
+        max_frame_size: the longest frame served, in characters; a longer
+            one gets ``Too large message`` (the core's rule).
+        bucket: paces the reading of the client's frames; ``None``: no limit.
+        idle_timeout: seconds a frame, or the close, may wait to be sent to a
+            client that reads nothing; then the connection is aborted.
+            ``None``: no limit.
     """
 
     def __init__(
@@ -103,6 +121,9 @@ class Conversation:
         media: MediaFactory | None,
         voice: VoiceOptions | None = None,
         record_dir: Path | None = None,
+        max_frame_size: int,
+        bucket: TokenBucket | None,
+        idle_timeout: float | None,
     ) -> None:
         self._ws = websocket
         self._record = record
@@ -112,6 +133,10 @@ class Conversation:
         self._media: MediaHook | None = None
         self._voice = voice if voice is not None else script.voice
         self._record_dir = record_dir
+        self._bucket = bucket
+        self._idle_timeout = idle_timeout
+        #: Whether reading has been held back by the bucket (logged once).
+        self._throttled = False
         #: Whether the media flows, so the agent's chunks are voiced.
         self._speaking = False
         #: The ``no-ice`` fault's socket that swallows the client's ICE checks.
@@ -121,7 +146,9 @@ class Conversation:
         # Replaced at ``initialize`` by one given the request's ``additionalData``;
         # before it, the core lets nothing that reaches the agent through.
         self._agent = ScriptedAgent(script)
-        self._core = ServerConnection(now=time.time(), initialize_timeout=initialize_timeout)
+        self._core = ServerConnection(
+            now=time.time(), initialize_timeout=initialize_timeout, max_frame_size=max_frame_size
+        )
         self._garbage = garbage_frames(time.time()) if fault is Fault.GARBAGE else []
         self._done = False
 
@@ -142,7 +169,7 @@ class Conversation:
             # The client went away while the emulator was sending; what it
             # sent before it went (a ``terminate``, typically) still arrived.
             await self._record_the_rest()
-        except _Dropped:
+        except (_Dropped, _Stalled):
             self._record.close_code = None
             return
         finally:
@@ -167,9 +194,9 @@ class Conversation:
         deadline = self._core.next_deadline()
         try:
             if deadline is None:
-                return await self._ws.recv()
+                return await self._read()
             async with asyncio.timeout(max(0.0, deadline - time.time())):
-                return await self._ws.recv()
+                return await self._read()
         except TimeoutError:
             return _TIMER
         except WebSocketClosed as closed:
@@ -177,6 +204,28 @@ class Conversation:
             reason = "" if closed.rcvd is None else closed.rcvd.reason
             self._core.receive_close(code, reason)
             return None
+
+    async def _read(self) -> str | bytes:
+        """The next frame, once the bucket has a token for it.
+
+        Raises:
+            websockets.exceptions.ConnectionClosed: the socket closed.
+        """
+        if self._bucket is None:
+            return await self._ws.recv()
+        delay = self._bucket.delay(now=time.monotonic())
+        if delay > 0:
+            if not self._throttled:
+                self._throttled = True
+                _log.warning(
+                    "conversation %d: the client sends frames faster than the rate limit:"
+                    " reading them is slowed down",
+                    self._number,
+                )
+            await asyncio.sleep(delay)
+        frame = await self._ws.recv()
+        self._bucket.take(frame_cost(frame), now=time.monotonic())
+        return frame
 
     async def _drain_events(self) -> None:
         """Act on the core's events, including those the acting produces."""
@@ -396,12 +445,16 @@ class Conversation:
     async def _close(self, code: int, reason: str) -> None:
         await self._flush()
         self._done = True
-        await self._ws.close(code, reason)
+        await self._unless_stalled(self._ws.close(code, reason))
 
     async def _stay_silent(self) -> None:
         """The ``silence`` fault: read (and record) until the client gives up."""
         self._done = True
-        async for frame in self._ws:
+        while True:
+            try:
+                frame = await self._read()
+            except WebSocketClosed:
+                return
             self._record.add(Direction.IN, frame, time.time())
 
     async def _record_the_rest(self) -> None:
@@ -421,7 +474,29 @@ class Conversation:
 
     async def _send(self, frame: str | bytes) -> None:
         self._record.add(Direction.OUT, frame, time.time())
-        await self._ws.send(frame)
+        await self._unless_stalled(self._ws.send(frame))
+
+    async def _unless_stalled(self, sending: Awaitable[None]) -> None:
+        """Await a send or the close; abort the connection past ``idle_timeout``.
+
+        Only a client that reads nothing makes a send wait (websockets waits
+        for its write buffer to drain), and waiting on it forever would hold
+        the socket and this task for good.
+
+        Raises:
+            _Stalled: the connection was aborted.
+        """
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                await sending
+        except TimeoutError:
+            _log.warning(
+                "conversation %d: the client read nothing for %g s: connection aborted",
+                self._number,
+                self._idle_timeout,
+            )
+            self._ws.transport.abort()
+            raise _Stalled from None
 
     @property
     def _number(self) -> int:

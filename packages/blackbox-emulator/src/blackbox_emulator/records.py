@@ -2,7 +2,10 @@
 
 The emulator appends to a record from its event loop while a test may read it
 from another thread; reads take snapshots (``frames`` returns a copy), and
-``finished`` turns true only once nothing more will be appended.
+``finished`` turns true only once nothing more will be appended. A record may
+keep only so many frames, and so many characters of them (the emulator's
+``max_record_frames`` and ``max_record_size``): the rest are counted, not kept,
+so a flooding client cannot grow the emulator's memory through its record.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class Direction(Enum):
     OUT = "out"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FrameRecord:
     """One WebSocket data frame.
 
@@ -74,6 +77,12 @@ class ConversationRecord:
         audio_path: voice: the WAV file of what the emulator received from the
             caller (``Emulator(record_dir=...)``), once the answer was applied;
             a complete file at every moment, even while the call runs.
+        max_frames: the most frames kept; ``None``: no limit.
+        max_size: the most characters (bytes, for binary frames) the kept
+            frames hold in all; ``None``: no limit.
+        frames_dropped: the frames not kept, for either limit: once
+            ``max_frames`` are kept, every later one; before that, each that
+            would pass ``max_size`` (a smaller one after it may still be kept).
     """
 
     number: int
@@ -85,7 +94,11 @@ class ConversationRecord:
     close_code: int | None = None
     finished: bool = False
     audio_path: Path | None = None
+    max_frames: int | None = field(default=None, repr=False)
+    max_size: int | None = field(default=None, repr=False)
+    frames_dropped: int = 0
     _frames: list[FrameRecord] = field(default_factory=list, repr=False)
+    _size: int = field(default=0, init=False, repr=False)
 
     @property
     def frames(self) -> list[FrameRecord]:
@@ -93,7 +106,13 @@ class ConversationRecord:
         return list(self._frames)
 
     def add(self, direction: Direction, data: str | bytes, time: float) -> None:
-        """Append a frame (the emulator's side)."""
+        """Append a frame (the emulator's side), or count it in ``frames_dropped``."""
+        full = self.max_frames is not None and len(self._frames) >= self.max_frames
+        too_big = self.max_size is not None and self._size + len(data) > self.max_size
+        if full or too_big:
+            self.frames_dropped += 1
+            return
+        self._size += len(data)
         self._frames.append(FrameRecord(direction, data, time))
 
     def messages(self, direction: Direction) -> list[dict[str, Any]]:
@@ -128,7 +147,8 @@ class ConversationRecord:
     def __repr__(self) -> str:
         return (
             f"ConversationRecord(number={self.number}, call_type={self.call_type}, "
-            f"frames={len(self._frames)}, error={self.error!r}, "
+            f"frames={len(self._frames)}, frames_dropped={self.frames_dropped}, "
+            f"error={self.error!r}, "
             f"close_code={self.close_code}, finished={self.finished}"
             + ("" if self.audio_path is None else f", audio_path={str(self.audio_path)!r}")
             + ")"

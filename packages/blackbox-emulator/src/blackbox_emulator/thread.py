@@ -40,6 +40,15 @@ class EmulatorOptions(TypedDict, total=False):
     offer_key: OfferKey | None
     echo_audio_after: float | None
     record_dir: str | os.PathLike[str] | None
+    handshake_timeout: float | None
+    idle_timeout: float | None
+    max_connections: int | None
+    max_frame_size: int
+    max_frame_rate: float | None
+    max_frame_burst: int
+    max_records: int | None
+    max_record_frames: int | None
+    max_record_size: int | None
 
 
 class EmulatorFactory(Protocol):
