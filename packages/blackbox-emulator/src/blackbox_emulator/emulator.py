@@ -152,7 +152,7 @@ class Emulator:
         max_frame_size: int = 1024 * 1024,
         max_frame_rate: float | None = 100.0,
         max_frame_burst: int = 200,
-        max_records: int | None = 1000,
+        max_records: int | None = 100,
         max_record_frames: int | None = 1000,
         max_record_size: int | None = 256 * 1024,
     ) -> None:
