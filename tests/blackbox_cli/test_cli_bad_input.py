@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from blackbox_emulator import Direction, EmulatorFactory
 
+from tests._files import unwritable_directory
 from tests.blackbox_cli._process import CLI, Process, Result, base_env, is_note, run_cli
 from tests.blackbox_media_file._audio import tone, write_wav
 
@@ -194,22 +195,16 @@ def test_a_recording_that_cannot_be_made_replaces_no_other(
     assert_never_connected(listener[1])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_a_recording_in_a_directory_not_writable_is_refused(
     tmp_path: Path, clip: Path, precious: Path, listener: tuple[str, socket.socket]
 ) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    before = snapshot(tmp_path)
-    try:
+    with unwritable_directory(tmp_path) as locked:
+        before = snapshot(tmp_path)
         result = call(
             listener[0],
             *("--play", str(clip), "--record", str(precious)),
             *("--record-stereo", str(locked / "x.wav")),
         )
-    finally:
-        locked.chmod(0o700)
 
     assert result.status == USAGE
     assert "is not writable" in the_error(result)

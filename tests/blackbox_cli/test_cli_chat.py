@@ -478,7 +478,9 @@ def test_the_emulator_refuses_a_bad_limit(option: str, value: str, expected: str
     result = run_cli("emulator", "--port", "0", f"{option}={value}", timeout=15)
 
     assert result.status == 2
-    assert result.stderr.splitlines()[-1].endswith(f"argument {option}: {expected}")
+    assert result.stderr.splitlines() == [
+        f"blackbox: argument {option}: {expected} (see blackbox emulator --help)"
+    ]
 
 
 def test_the_emulator_refuses_an_empty_token() -> None:

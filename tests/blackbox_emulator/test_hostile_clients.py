@@ -176,7 +176,7 @@ async def test_tcp_connections_that_never_handshake_are_closed() -> None:
 
 
 async def test_websockets_that_never_initialize_are_refused_and_freed() -> None:
-    async with Emulator(initialize_timeout=0.5) as emu:
+    async with Emulator(initialize_timeout=0.5, max_records=None) as emu:
 
         async def idle() -> tuple[str | bytes, int | None]:
             async with raw_websocket(emu.url_for(emu.token)) as websocket:

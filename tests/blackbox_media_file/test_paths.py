@@ -21,6 +21,7 @@ from blackbox_media_file import (
     check_recording_paths,
 )
 
+from tests._files import unwritable_directory
 from tests.blackbox_media_file._audio import tone, write_wav
 
 
@@ -92,19 +93,19 @@ def test_recordings_that_cannot_be_made_are_refused(tmp_path: Path, clip: Path) 
             check_recording_paths([path])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
-def test_recordings_where_nothing_may_be_written_are_refused(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+def test_a_recording_in_a_directory_not_writable_is_refused(tmp_path: Path) -> None:
+    with unwritable_directory(tmp_path) as locked:
+        with pytest.raises(FileError, match=f"cannot record here: {locked} is not writable"):
+            check_recording_paths([locked / "a.wav"])
+        assert not (locked / "a.wav").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write a file whatever its mode")
+def test_a_recording_over_a_file_not_writable_is_refused(tmp_path: Path) -> None:
     (tmp_path / "read-only.wav").write_bytes(b"")
     (tmp_path / "read-only.wav").chmod(0o400)
-    try:
-        with pytest.raises(FileError, match="is not writable"):
-            check_recording_paths([locked / "a.wav"])
-        with pytest.raises(FileError, match="the file is not writable"):
-            check_recording_paths([tmp_path / "read-only.wav"])
-    finally:
-        locked.chmod(0o700)
+    with pytest.raises(FileError, match="the file is not writable"):
+        check_recording_paths([tmp_path / "read-only.wav"])
 
 
 def test_replacing_an_earlier_recording_is_allowed(tmp_path: Path, precious: Path) -> None:
