@@ -29,6 +29,7 @@ from blackbox_protocol import InvalidMessage, decode, encode
 from blackbox_protocol._state import TABLES, ConnectionState, Lifecycle
 from blackbox_protocol.connection import ClientConnection, ServerConnection
 from blackbox_protocol.messages import (
+    MESSAGE_CLASSES,
     ConversationResult,
     ConversationResultData,
     Error,
@@ -116,22 +117,8 @@ _ODD_VALUES: list[Any] = [
     {"type": "text"},
 ]
 _ODD_TEXT = ["\x00", "\ud83d", "\\", '"', "{", "}", "[", "]", ",", ":", "1e400", "NaN", "\u2028"]
-_TYPES = [
-    "initialize",
-    "incomingChatMessage",
-    "sdpAnswer",
-    "websocketToolResponse",
-    "terminate",
-    "event",
-    "text",
-    "sdpInvite",
-    "websocketToolRequest",
-    "toolCall",
-    "toolCallResult",
-    "conversationResult",
-    "error",
-    "brandNewType",
-]
+#: Every wire type, and one this SDK does not know.
+_TYPES = [*sorted(MESSAGE_CLASSES), "brandNewType"]
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
