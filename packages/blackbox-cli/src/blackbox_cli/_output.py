@@ -12,6 +12,7 @@ from blackbox_protocol import (
     Connected,
     ConversationEnded,
     Event,
+    EventsDropped,
     ProtocolViolation,
     TextReceived,
     ToolRequested,
@@ -106,6 +107,8 @@ class HumanPrinter:
                 self._note(f"tool {name} did not answer in time; an error result was sent")
             case ProtocolViolation(reason=reason):
                 self._note(f"warning: ignored an invalid frame from the server: {reason}")
+            case EventsDropped(count=count):
+                self._note(f"warning: {count} events came faster than they were shown: dropped")
             case ConversationEnded(result=result):
                 self.end_reply()
                 outcome = result.status or "no status"
