@@ -17,8 +17,9 @@ descriptors (``/proc/PID/fd``), threads and RSS (``/proc/PID/status``), and the
 event loop's tasks (``asyncio.all_tasks()``; the emulator's process reports
 its own on request, after a ``gc.collect()``, as this one does before each
 sample). It prints the figures at the start and the end of each phase, the
-growth per conversation after a warm-up (the first tenth of a sequential
-phase, at least 10), and the successes and the errors by type.
+growth per conversation after a warm-up (the first quarter of a sequential
+phase, at least 10: a voice call's first few dozen still fill the allocator's
+and the codecs' pools), and the successes and the errors by type.
 
 Run ``python bench/soak.py`` (``nox -s bench``); ``--quick`` for a short run.
 """
@@ -234,7 +235,7 @@ async def _attempt(
 async def _sequential(
     phase: Phase, conversation: Callable[[int], Awaitable[None]], emulator: _EmulatorProcess
 ) -> None:
-    warm = max(10, phase.count // 10)
+    warm = _warm_up(phase)
     phase.samples.append(await _sample(emulator, 0))
     every = max(1, phase.count // 10)
     for number in range(1, phase.count + 1):
@@ -253,9 +254,14 @@ async def _concurrent(
     phase.samples.append(await _sample(emulator, phase.count))
 
 
+def _warm_up(phase: Phase) -> int:
+    """How many conversations of a sequential phase are its warm-up."""
+    return max(10, phase.count // 4)
+
+
 def _growth(phase: Phase) -> str:
     """RSS growth per conversation after the warm-up, both processes."""
-    warm = max(10, phase.count // 10)
+    warm = _warm_up(phase)
     after = [s for s in phase.samples if s.done >= warm]
     if len(after) < 2 or after[-1].done == after[0].done:
         return ""
