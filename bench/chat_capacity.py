@@ -34,46 +34,29 @@ short run (up to 100); ``--cap`` to go further (up to 4000).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import functools
 import math
 import os
-import re
-import resource
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Sequence
-from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 import anyio
 import anyio.abc
+from _emulator_child import EmulatorChild, cpu_seconds, raise_fd_limit, rss_kib, serve_in_child
 from attrs import define, field, frozen
-from blackbox_emulator import AgentScript, Emulator, serve
+from blackbox_emulator import AgentScript, Emulator
 from blackbox_protocol import Call, TextReceived, Timeouts, connect
 
-__all__ = [
-    "DEFAULT_STEPS",
-    "Step",
-    "cpu_seconds",
-    "main",
-    "raise_fd_limit",
-    "rss_kib",
-    "run",
-]
+__all__ = ["DEFAULT_STEPS", "Step", "main", "run"]
 
 #: The conversations opened at each step, up to the cap.
 DEFAULT_STEPS: Final = (50, 100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000)
-#: The environment variable that hands the token to the emulator's process.
-_TOKEN_VARIABLE: Final = "BLACKBOX_BENCH_TOKEN"
-#: What the emulator prints once it listens (the same line as ``blackbox emulator``).
-_READY: Final = re.compile(rb"BlackBox emulator listening on (ws://\S+)")
 #: File descriptors kept free besides one a conversation (the interpreter, pipes, the listener).
 _SPARE_FDS: Final = 64
 #: Seconds for the emulator's process to start, and to stop before it is killed.
@@ -82,90 +65,9 @@ _STOP_BOUND: Final = 5.0
 _MIB: Final = 1024.0
 
 
-def raise_fd_limit() -> tuple[int, int]:
-    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; return (soft, hard) after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def cpu_seconds(pid: int) -> float:
-    """The user and system CPU time process ``pid`` has used (``/proc/PID/stat``)."""
-    # The command's name (field 2) may hold spaces: count the fields after its ")".
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    """The resident memory of process ``pid`` in KiB (``VmRSS`` of ``/proc/PID/status``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-# The emulator's process.
-
-
 def _serve_emulator() -> int:
-    """The child: run an emulator with the token from the environment until SIGINT."""
-    raise_fd_limit()
-    # Its capacity is the question: no cap on conversations (by default 256).
-    emulator = Emulator(token=os.environ[_TOKEN_VARIABLE], max_connections=None)
-
-    def ready(running: Emulator) -> None:
-        sys.stdout.write(f"BlackBox emulator listening on {running.server}\n")
-        sys.stdout.flush()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(emulator, ready=ready))
-    return 0
-
-
-@frozen
-class _EmulatorProcess:
-    process: anyio.abc.Process
-    server: str
-    errors: IO[bytes]
-
-    def error_tail(self) -> str:
-        self.errors.seek(0)
-        return self.errors.read().decode(errors="replace")[-2000:]
-
-
-async def _start_emulator(token: str, errors: IO[bytes]) -> _EmulatorProcess:
-    process = await anyio.open_process(
-        [sys.executable, str(Path(__file__).resolve()), "--serve-emulator"],
-        stdin=None,
-        stderr=errors,
-        env={**os.environ, _TOKEN_VARIABLE: token},
-    )
-    try:
-        assert process.stdout is not None, "stdout is a pipe"
-        output = b""
-        with anyio.fail_after(_START_BOUND):
-            while (found := _READY.search(output)) is None:
-                output += await process.stdout.receive()
-        return _EmulatorProcess(process, found.group(1).decode(), errors)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _stop_emulator(process)
-        raise
-
-
-async def _stop_emulator(process: anyio.abc.Process) -> None:
-    """SIGINT, then SIGKILL if it is still running after ``_STOP_BOUND``."""
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-        with anyio.move_on_after(_STOP_BOUND):
-            await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
-    await process.aclose()
+    """The child: an emulator with no cap on conversations (its capacity is the question)."""
+    return serve_in_child(lambda token: Emulator(token=token, max_connections=None))
 
 
 # One step: K conversations.
@@ -280,8 +182,8 @@ async def _step(conversations: int, *, bound: float, trace: bool = False) -> Ste
     token = secrets.token_urlsafe(16)
     greeting = len(AgentScript.default().greeting)
     with tempfile.TemporaryFile() as errors:
-        emulator = await _start_emulator(token, errors)
-        pid = emulator.process.pid
+        emulator = await EmulatorChild.start(__file__, token, errors=errors, bound=_START_BOUND)
+        pid = emulator.pid
         try:
             await anyio.sleep(0.2)  # let it settle after printing
             emulator_idle = rss_kib(pid)
@@ -331,7 +233,7 @@ async def _step(conversations: int, *, bound: float, trace: bool = False) -> Ste
         finally:
             tracemalloc.stop()
             with anyio.CancelScope(shield=True):
-                await _stop_emulator(emulator.process)
+                await emulator.stop(_STOP_BOUND)
     return Step(
         conversations=conversations,
         opened=tuple(opened.ok),

@@ -32,20 +32,18 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
+from _emulator_child import EmulatorChild, cpu_seconds, serve_in_child, status_value
 from attrs import frozen
-from blackbox_emulator import Emulator, serve
-from chat_capacity import cpu_seconds, raise_fd_limit
+from blackbox_emulator import Emulator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -61,10 +59,8 @@ BASELINE: Final[dict[str, Any]] = {
     "max_record_frames": None,
     "max_record_size": None,
 }
-#: The environment variables that hand the child its token and its options.
-_TOKEN_VARIABLE: Final = "BLACKBOX_BENCH_TOKEN"
+#: The environment variable that hands the child its options.
 _OPTIONS_VARIABLE: Final = "BLACKBOX_BENCH_OPTIONS"
-_READY: Final = re.compile(rb"BlackBox emulator listening on (ws://\S+)")
 _PATH: Final = "/api/v1/ws/webCall?token="
 _INITIALIZE: Final = '{"type":"initialize","request":{"callType":"chat"}}'
 _TERMINATE: Final = '{"type":"terminate"}'
@@ -83,74 +79,40 @@ def _chat(text: str) -> str:
 
 
 def _serve_emulator() -> int:
-    """The child: an emulator with the token and options from the environment, until SIGINT."""
-    raise_fd_limit()
+    """The child: an emulator with the options from the environment."""
     options = json.loads(os.environ[_OPTIONS_VARIABLE])
-    emulator = Emulator(token=os.environ[_TOKEN_VARIABLE], **options)
-
-    def ready(running: Emulator) -> None:
-        sys.stdout.write(f"BlackBox emulator listening on {running.server}\n")
-        sys.stdout.flush()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(emulator, ready=ready))
-    return 0
+    return serve_in_child(lambda token: Emulator(token=token, **options))
 
 
 @frozen
 class _Child:
-    process: asyncio.subprocess.Process
+    emulator: EmulatorChild
     url: str
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.emulator.pid
 
     def memory(self) -> tuple[int, int]:
         """``VmRSS`` and ``VmHWM`` in KiB."""
-        fields = dict(
-            line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines()
-        )
-        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
-
-
-async def _start(options: dict[str, Any], token: str, errors: IO[bytes]) -> _Child:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--serve-emulator",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=errors,
-        env={**os.environ, _TOKEN_VARIABLE: token, _OPTIONS_VARIABLE: json.dumps(options)},
-    )
-    assert process.stdout is not None, "stdout is a pipe"
-    async with asyncio.timeout(_BOUND):
-        line = await process.stdout.readline()
-    found = _READY.search(line)
-    assert found is not None, line
-    await asyncio.sleep(0.3)  # let it settle after printing
-    return _Child(process, f"{found.group(1).decode()}{_PATH}{token}")
-
-
-async def _stop(child: _Child) -> None:
-    if child.process.returncode is None:
-        child.process.send_signal(signal.SIGINT)
-        try:
-            async with asyncio.timeout(5):
-                await child.process.wait()
-        except TimeoutError:
-            child.process.kill()
-            await child.process.wait()
+        return status_value(self.pid, "VmRSS"), status_value(self.pid, "VmHWM")
 
 
 async def _with_emulator(options: dict[str, Any], part: Callable[[_Child], Awaitable[Any]]) -> Any:
     token = secrets.token_urlsafe(16)
     with tempfile.TemporaryFile() as errors:
-        child = await _start(options, token, errors)
+        emulator = await EmulatorChild.start(
+            __file__,
+            token,
+            env={_OPTIONS_VARIABLE: json.dumps(options)},
+            errors=errors,
+            bound=_BOUND,
+        )
         try:
-            return await part(child)
+            await asyncio.sleep(0.3)  # let it settle after printing
+            return await part(_Child(emulator, f"{emulator.server}{_PATH}{token}"))
         finally:
-            await _stop(child)
+            await emulator.stop()
 
 
 # A protocol client on websockets' own, for what the SDK never sends.

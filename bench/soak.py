@@ -28,13 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import json
 import os
-import re
 import secrets
-import signal
 import sys
 import tempfile
 import threading
@@ -45,18 +41,22 @@ from pathlib import Path
 from typing import Final
 
 import anyio
+from _emulator_child import (
+    EmulatorChild,
+    open_fds,
+    raise_fd_limit,
+    rss_kib,
+    serve_in_child,
+    status_value,
+)
 from attrs import define, field, frozen
 from blackbox_emulator import Emulator
 from blackbox_media_file import FileSession
 from blackbox_protocol import TextReceived, Timeouts, connect
-from chat_capacity import raise_fd_limit, rss_kib
 from voice_setup import write_tone
 
 __all__ = ["Sample", "main", "run"]
 
-_TOKEN_VARIABLE: Final = "BLACKBOX_BENCH_TOKEN"
-_READY: Final = re.compile(r"BlackBox emulator listening on (ws://\S+)")
-_START_BOUND: Final = 30.0
 #: Every wait of a conversation, so that a stuck one is an error, not a hang.
 _TIMEOUTS: Final = Timeouts(open=20, session=20, offer=20, terminate=20, close=10)
 _CALL_BOUND: Final = 60.0
@@ -66,88 +66,17 @@ _CALL_BOUND: Final = 60.0
 
 
 def _serve_emulator() -> int:
-    """The child: serve, and answer each line on stdin with a JSON line of its figures."""
-    raise_fd_limit()
-    emulator = Emulator(token=os.environ[_TOKEN_VARIABLE])
-
-    async def serve() -> None:
-        async with emulator:
-            sys.stdout.write(f"BlackBox emulator listening on {emulator.server}\n")
-            sys.stdout.flush()
-            while await asyncio.to_thread(sys.stdin.readline):
-                gc.collect()
-                figures = {
-                    "tasks": len(asyncio.all_tasks()),
-                    "records": len(emulator.conversations),
-                }
-                sys.stdout.write(json.dumps(figures) + "\n")
-                sys.stdout.flush()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
-    return 0
-
-
-@define
-class _EmulatorProcess:
-    process: anyio.abc.Process
-    server: str
-    _output: bytes = b""
-
-    async def line(self) -> str:
-        """The child's next line on stdout."""
-        stdout = self.process.stdout
-        assert stdout is not None, "stdout is a pipe"
-        while b"\n" not in self._output:
-            self._output += await stdout.receive()
-        line, _, self._output = self._output.partition(b"\n")
-        return line.decode()
-
-    async def figures(self) -> dict[str, int]:
-        stdin = self.process.stdin
-        assert stdin is not None, "stdin is a pipe"
-        await stdin.send(b"stats\n")
-        figures: dict[str, int] = json.loads(await self.line())
-        return figures
-
-
-async def _start_emulator(token: str) -> _EmulatorProcess:
-    process = await anyio.open_process(
-        [sys.executable, str(Path(__file__).resolve()), "--serve-emulator"],
-        env={**os.environ, _TOKEN_VARIABLE: token},
-        stderr=None,
+    """The child: the emulator with its defaults, reporting its tasks and records when asked."""
+    return serve_in_child(
+        lambda token: Emulator(token=token),
+        report=lambda emulator: {
+            "tasks": len(asyncio.all_tasks()),
+            "records": len(emulator.conversations),
+        },
     )
-    emulator = _EmulatorProcess(process, "")
-    with anyio.fail_after(_START_BOUND):
-        while (found := _READY.search(await emulator.line())) is None:
-            pass
-    emulator.server = found.group(1)
-    return emulator
-
-
-async def _stop_emulator(process: anyio.abc.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-        with anyio.move_on_after(5.0):
-            await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
-    await process.aclose()
 
 
 # What is sampled.
-
-
-def _open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def _threads(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no Threads for process {pid}")
 
 
 @frozen
@@ -173,15 +102,17 @@ class Sample:
     records: int
 
 
-async def _sample(emulator: _EmulatorProcess, done: int) -> Sample:
+async def _sample(emulator: EmulatorChild, done: int) -> Sample:
     gc.collect()
     pid = os.getpid()
     client = Figures(
-        _open_fds(pid), threading.active_count(), rss_kib(pid), len(asyncio.all_tasks())
+        open_fds(pid), threading.active_count(), rss_kib(pid), len(asyncio.all_tasks())
     )
-    child = emulator.process.pid
-    reported = await emulator.figures()
-    server = Figures(_open_fds(child), _threads(child), rss_kib(child), reported["tasks"])
+    child = emulator.pid
+    reported = await emulator.ask()
+    server = Figures(
+        open_fds(child), status_value(child, "Threads"), rss_kib(child), reported["tasks"]
+    )
     return Sample(done, client, server, reported["records"])
 
 
@@ -233,7 +164,7 @@ async def _attempt(
 
 
 async def _sequential(
-    phase: Phase, conversation: Callable[[int], Awaitable[None]], emulator: _EmulatorProcess
+    phase: Phase, conversation: Callable[[int], Awaitable[None]], emulator: EmulatorChild
 ) -> None:
     warm = _warm_up(phase)
     phase.samples.append(await _sample(emulator, 0))
@@ -245,7 +176,7 @@ async def _sequential(
 
 
 async def _concurrent(
-    phase: Phase, conversation: Callable[[int], Awaitable[None]], emulator: _EmulatorProcess
+    phase: Phase, conversation: Callable[[int], Awaitable[None]], emulator: EmulatorChild
 ) -> None:
     phase.samples.append(await _sample(emulator, 0))
     async with anyio.create_task_group() as group:
@@ -306,7 +237,7 @@ async def _run(chats: int, calls: int, concurrent_chats: int, concurrent_calls: 
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_tone(Path(tmp) / "tone.wav", 3.0)
-        emulator = await _start_emulator(token)
+        emulator = await EmulatorChild.start(__file__, token)
         server = emulator.server
 
         async def chat(_: int) -> None:
@@ -329,7 +260,7 @@ async def _run(chats: int, calls: int, concurrent_chats: int, concurrent_calls: 
                 phases.append(phase)
                 _report(phase)
         finally:
-            await _stop_emulator(emulator.process)
+            await emulator.stop()
     return phases
 
 

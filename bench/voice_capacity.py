@@ -42,10 +42,7 @@ import asyncio
 import contextlib
 import math
 import os
-import re
-import resource
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -55,20 +52,19 @@ from pathlib import Path
 from typing import Final
 
 import av
+from _emulator_child import EmulatorChild, cpu_seconds, raise_fd_limit, serve_in_child
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from attrs import define, field, frozen
-from blackbox_emulator import AgentScript, Emulator, serve
+from blackbox_emulator import AgentScript, Emulator
 from blackbox_media_file import FileSession, FileSource
 from blackbox_protocol import connect
 from voice_setup import ToneTrack, write_tone
 
-__all__ = ["DEFAULT_STEPS", "Measure", "Step", "cpu_seconds", "main", "run"]
+__all__ = ["DEFAULT_STEPS", "Measure", "Step", "main", "run"]
 
 #: The calls opened at each step, up to the cap.
 DEFAULT_STEPS: Final = (1, 4, 8, 12, 16, 24, 32, 48, 64)
-_TOKEN_VARIABLE: Final = "BLACKBOX_BENCH_TOKEN"
-_READY: Final = re.compile(rb"BlackBox emulator listening on (ws://\S+)")
 _RATE: Final = 48000
 _PTIME: Final = 0.020
 #: Seconds for the calls of a step to connect, and for the emulator to start.
@@ -80,60 +76,12 @@ _SETTLE: Final = 0.5
 _UNDERRUN_LIMIT: Final = 0.01
 
 
-def cpu_seconds(pid: int) -> float:
-    """The user and system CPU time process ``pid`` has used (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 # The emulator's process.
 
 
 def _serve_emulator() -> int:
-    _raise_fd_limit()
-    emulator = Emulator(token=os.environ[_TOKEN_VARIABLE], script=AgentScript())
-
-    def ready(running: Emulator) -> None:
-        sys.stdout.write(f"BlackBox emulator listening on {running.server}\n")
-        sys.stdout.flush()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(emulator, ready=ready))
-    return 0
-
-
-async def _start_emulator(token: str) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--serve-emulator",
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, _TOKEN_VARIABLE: token},
-    )
-    assert process.stdout is not None
-    async with asyncio.timeout(_START_BOUND):
-        while (found := _READY.search(await process.stdout.readline())) is None:
-            if process.returncode is not None:
-                raise RuntimeError("the emulator's process ended")
-    return process, found.group(1).decode()
-
-
-async def _stop_emulator(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5.0):
-                await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+    """The child: an emulator whose agent says nothing, so it sends silence all along."""
+    return serve_in_child(lambda token: Emulator(token=token, script=AgentScript()))
 
 
 # What is counted.
@@ -332,12 +280,13 @@ def _row(label: str, step: Step) -> str:
 
 
 async def _run(steps: Sequence[int], window: float, budget: float) -> list[tuple[Step, Step]]:
-    _raise_fd_limit()
+    raise_fd_limit()
     token = secrets.token_urlsafe(16)
     done: list[tuple[Step, Step]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tone = write_tone(Path(tmp) / "tone.wav", _CONNECT_BOUND + window + 10)
-        process, server = await _start_emulator(token)
+        child = await EmulatorChild.start(__file__, token, bound=_START_BOUND)
+        process, server = child.process, child.server
         try:
             await _step(1, 0.2, (process.pid, server, token), tone)  # warm-up, not reported
             started = time.monotonic()
@@ -358,7 +307,7 @@ async def _run(steps: Sequence[int], window: float, budget: float) -> list[tuple
                 if not ours.passed:
                     break
         finally:
-            await _stop_emulator(process)
+            await child.stop()
     return done
 
 
