@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from blackbox_protocol import InvalidMessage, decode, encode
-from blackbox_protocol._state import TABLES, ConnectionState, Lifecycle
+from blackbox_protocol._state import ConnectionState, Lifecycle
 from blackbox_protocol.connection import ClientConnection, ServerConnection
 from blackbox_protocol.messages import (
     MESSAGE_CLASSES,
@@ -60,6 +60,7 @@ from tests.blackbox_protocol._links import (
     NEW_OFFER,
     NOW,
     OFFER,
+    REACHABLE,
     History,
     setup,
 )
@@ -259,19 +260,8 @@ class Report:
 _Target = tuple[History, str]
 
 
-def _reachable(lifecycle: Lifecycle) -> frozenset[ConnectionState]:
-    seen, frontier = {ConnectionState.AWAITING_INITIALIZE}, [ConnectionState.AWAITING_INITIALIZE]
-    while frontier:
-        for target in TABLES[lifecycle][frontier.pop()].values():
-            if target not in seen:
-                seen.add(target)
-                frontier.append(target)
-    return frozenset(seen)
-
-
-_REACHABLE = {lifecycle: _reachable(lifecycle) for lifecycle in Lifecycle}
 #: Before ``initialize`` a server does not know its lifecycle yet.
-_REACHABLE_ANY = _REACHABLE[Lifecycle.CHAT] | _REACHABLE[Lifecycle.VOICE]
+_REACHABLE_ANY = REACHABLE[Lifecycle.CHAT] | REACHABLE[Lifecycle.VOICE]
 
 
 def _check(
@@ -312,7 +302,7 @@ def fuzz(frames: int, *, seed: int, per_setup: int = 50) -> Report:
         end: ClientConnection | ServerConnection = link.client if role == "client" else link.server
         lifecycle = _LIFECYCLE[history[0].value]
         fresh = not HISTORIES[history]
-        reachable = _REACHABLE_ANY if fresh else _REACHABLE[lifecycle]
+        reachable = _REACHABLE_ANY if fresh else REACHABLE[lifecycle]
         for _ in range(per_setup):
             if report.frames >= frames:
                 break

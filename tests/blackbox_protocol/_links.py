@@ -1,4 +1,5 @@
-"""Both ends of a conversation joined in memory, and healthy histories that lead to each state.
+"""Both ends of a conversation joined in memory, healthy histories that lead to each state,
+and the states each lifecycle can reach.
 
 Shared by the crossing-messages test and the frame fuzzer: a ``Link`` holds a
 client and a server; ``setup(history)`` plays a healthy conversation up to
@@ -16,6 +17,7 @@ from blackbox_protocol import (
     ProtocolViolation,
     ServerConnection,
 )
+from blackbox_protocol._state import TABLES, ConnectionState, Lifecycle
 from blackbox_protocol.events import Event as AppEvent
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "NEW_OFFER",
     "NOW",
     "OFFER",
+    "REACHABLE",
     "SERVER",
     "Command",
     "History",
@@ -38,6 +41,22 @@ OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/SAVP 0
 #: A different offer: a renegotiation once ``OFFER`` was made.
 NEW_OFFER = OFFER.replace("o=- 1 1", "o=- 1 2")
 ANSWER = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/SAVP 0\r\n"
+
+
+def _reachable(lifecycle: Lifecycle) -> frozenset[ConnectionState]:
+    seen, frontier = {ConnectionState.AWAITING_INITIALIZE}, [ConnectionState.AWAITING_INITIALIZE]
+    while frontier:
+        for reached in TABLES[lifecycle][frontier.pop()].values():
+            if reached not in seen:
+                seen.add(reached)
+                frontier.append(reached)
+    return frozenset(seen)
+
+
+#: The states the table reaches from the start, in each lifecycle.
+REACHABLE: Mapping[Lifecycle, frozenset[ConnectionState]] = {
+    lifecycle: _reachable(lifecycle) for lifecycle in Lifecycle
+}
 
 
 class Link:

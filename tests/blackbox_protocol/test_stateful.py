@@ -28,7 +28,7 @@ from blackbox_protocol import (
     ToolRequested,
     encode,
 )
-from blackbox_protocol._state import TABLES, ConnectionState, Lifecycle, Role
+from blackbox_protocol._state import ConnectionState, Lifecycle, Role
 from blackbox_protocol.events import Event as AppEvent
 from blackbox_protocol.messages import (
     MESSAGE_CLASSES,
@@ -68,6 +68,7 @@ from hypothesis.stateful import (
 )
 
 from tests._hypothesis import examples
+from tests.blackbox_protocol._links import REACHABLE
 
 S = ConnectionState
 START = 1_700_000_000.0
@@ -95,21 +96,6 @@ ERROR_TEXTS = [
 ]
 WIRE_TYPES = [*sorted(MESSAGE_CLASSES), "brandNewType"]
 
-
-def reachable(lifecycle: Lifecycle) -> frozenset[ConnectionState]:
-    """The states the table reaches from the start in ``lifecycle``."""
-    seen = {S.AWAITING_INITIALIZE}
-    frontier = [S.AWAITING_INITIALIZE]
-    while frontier:
-        state = frontier.pop()
-        for reached in TABLES[lifecycle][state].values():
-            if reached not in seen:
-                seen.add(reached)
-                frontier.append(reached)
-    return frozenset(seen)
-
-
-REACHABLE = {lifecycle: reachable(lifecycle) for lifecycle in Lifecycle}
 
 json_scalars = (
     st.none()

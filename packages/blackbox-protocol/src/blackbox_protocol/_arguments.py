@@ -129,8 +129,9 @@ def check_call(
     phone: str | None,
     ssl_context: ssl.SSLContext | None,
     max_frame_size: int,
+    max_events: int,
 ) -> CallType:
-    """Check ``connect()``'s options (but the server, the token and the waits).
+    """Check ``connect()``'s options (but the server, the token, the waits and the retries).
 
     Returns:
         The call type, as a ``CallType``.
@@ -172,6 +173,8 @@ def check_call(
         )
     if max_frame_size < 1:
         raise LocalProtocolError(f"max_frame_size must be positive, not {max_frame_size}")
+    if max_events < 1:
+        raise LocalProtocolError(f"max_events must be 1 or more, not {max_events}")
     return kind
 
 

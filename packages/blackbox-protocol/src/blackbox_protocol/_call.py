@@ -574,13 +574,12 @@ async def connect(
         phone=phone,
         ssl_context=ssl_context,
         max_frame_size=max_frame_size,
+        max_events=max_events,
     )
     if not isinstance(timeouts, Timeouts):
         raise LocalProtocolError(f"timeouts must be a Timeouts, not {type(timeouts).__name__}")
     if retry is not None and not isinstance(retry, Retry):
         raise LocalProtocolError(f"retry must be a Retry or None, not {type(retry).__name__}")
-    if max_events < 1:
-        raise LocalProtocolError(f"max_events must be 1 or more, not {max_events}")
     attempt = 0
     while True:
         try:
