@@ -259,7 +259,7 @@ def _crossed(*, voice: bool) -> Mapping[ConnectionState, frozenset[Input]]:
     # conversation is over, and the server has nothing to do with them.
     last_words = {_I.TERMINATE, _I.CHAT_MESSAGE, _I.TOOL_RESPONSE}
     crossed = {
-        _S.ENDED: frozenset(last_words | {_I.ANSWER} if voice else last_words),
+        _S.ENDED: frozenset((last_words | {_I.ANSWER}) if voice else last_words),
         # The server offered before our ``terminate`` reached it: the call is
         # ending, so the offer is not answered (the server does not wait for it).
         _S.TERMINATING: frozenset({_I.OFFER} if voice else ()),
