@@ -25,6 +25,7 @@ SANS_IO_CORE = ",".join(
         "events",
         "media",
         "messages",
+        "turns",
     )
 )
 

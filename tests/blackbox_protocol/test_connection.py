@@ -32,6 +32,8 @@ from blackbox_protocol import (
     ProtocolTimeout,
     ProtocolViolation,
     RemoteProtocolError,
+    ReplyEnded,
+    ReplyStarted,
     ServerConnection,
     ServiceError,
     TerminateReceived,
@@ -40,8 +42,10 @@ from blackbox_protocol import (
     ToolRequested,
     ToolResponseReceived,
     ToolTimedOut,
+    Turn,
     UnknownMessage,
     UnknownMessageReceived,
+    UserTurnEnded,
     encode,
 )
 from blackbox_protocol._state import Role
@@ -162,11 +166,15 @@ def test_a_chat_runs_from_initialize_to_the_result() -> None:
     pair.server.send_text("Hello", source="user", now=NOW)
     pair.server.send_text("Hi, how", partial=True, now=NOW)
     pair.server.send_text("Hi, how can I help?", now=NOW)
+    user = Turn("user", "Hello", NOW, NOW, ("Hello",))
     assert pair.to_client() == [
         TextReceived("user", "Hello", False),
+        UserTurnEnded("Hello", user),  # the agent's words end it
+        ReplyStarted(),
         TextReceived("assistant", "Hi, how", True),
         TextReceived("assistant", "Hi, how can I help?", False),
     ]
+    assert pair.client.transcript == (user,)
 
     pair.client.terminate(now=NOW)
     assert pair.to_server() == [TerminateReceived()]
@@ -174,7 +182,10 @@ def test_a_chat_runs_from_initialize_to_the_result() -> None:
     assert pair.client.result is None
     pair.server.end(now=NOW)
     result = ConversationResultData(status="Completed")
-    assert pair.to_client() == [ConversationEnded(result)]
+    # The partial chunk is provisional: the reply is the final one.
+    reply = Turn("assistant", "Hi, how can I help?", NOW, NOW, ("Hi, how can I help?",))
+    assert pair.to_client() == [ReplyEnded(reply.text, reply), ConversationEnded(result)]
+    assert pair.client.transcript == (user, reply)
     assert pair.states() == (S.ENDED, S.ENDED)
     assert pair.client.result == result
     assert pair.client.error is None
@@ -289,6 +300,7 @@ def test_text_keeps_unknown_content_fields_and_reads_the_partial_marker() -> Non
     content = {"source": "assistant", "text": "Hello", "type": "final"}
     pair.client.receive_frame(wire({"type": "text", "content": content}), now=NOW)
     assert pair.client.events_received() == [
+        ReplyStarted(),
         TextReceived("assistant", "Hel", True),
         TextReceived("assistant", "Hello", False),
     ]
@@ -924,7 +936,7 @@ def test_a_frame_at_the_limit_is_accepted() -> None:
     pair = Pair(max_frame_size=len(frame))
     pair.connect()
     pair.client.receive_frame(frame, now=NOW)
-    assert pair.client.events_received() == [TextReceived("assistant", "hi", False)]
+    assert pair.client.events_received() == [ReplyStarted(), TextReceived("assistant", "hi", False)]
 
 
 def test_an_oversized_frame_gets_the_documented_error_from_the_server() -> None:
@@ -1215,7 +1227,7 @@ class _Forgetful(_Connection):
 
 
 def test_a_connection_class_must_implement_accept() -> None:
-    end = _Forgetful(timeouts={}, max_frame_size=1000, max_sdp_size=1000)
+    end = _Forgetful(timeouts={}, max_frame_size=1000, max_sdp_size=1000, wall_clock=None)
     with pytest.raises(NotImplementedError):
         end.receive_frame(wire({"type": "futureFeature"}), now=NOW)
 

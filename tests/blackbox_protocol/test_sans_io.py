@@ -33,6 +33,7 @@ CORE_MODULES: Final = (
     "events",
     "media",
     "messages",
+    "turns",
 )
 
 #: Modules that must not be loaded by importing or using the core.

@@ -80,6 +80,8 @@ from blackbox_protocol.messages import (
 )
 from blackbox_protocol.messages import Event as EventMessage
 
+from tests.blackbox_protocol._turns import without_turns
+
 S = ConnectionState
 START = 1_700_000_000.0
 OFFER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 RTP/SAVP 0\r\n"
@@ -421,7 +423,7 @@ def test_local_command(lifecycle: Lifecycle, state: ConnectionState, key: Input)
             command()
         assert local.state is state
         assert local.frames_to_send() == []
-        assert local.events_received() == []
+        assert without_turns(local.events_received()) == []
         return
     command()
     assert local.state is target
@@ -429,7 +431,7 @@ def test_local_command(lifecycle: Lifecycle, state: ConnectionState, key: Input)
     assert len(frames) == 1
     peer.receive_frame(frames[0], now=link.now)
     assert peer.state is target
-    events = peer.events_received()
+    events = without_turns(peer.events_received())
     assert [type(event) for event in events] == [reported(key, target)]
 
 
@@ -448,7 +450,7 @@ def test_received_frame(lifecycle: Lifecycle, state: ConnectionState, key: Input
                 receiver.receive_frame(frame, now=link.now)
             continue
         receiver.receive_frame(frame, now=link.now)
-        events = receiver.events_received()
+        events = without_turns(receiver.events_received())
         frames = receiver.frames_to_send()
         target = TABLES[lifecycle][state].get(key)
         if state is S.FAILED:
@@ -492,7 +494,7 @@ def test_frame_in_the_wrong_direction(
             own.receive_frame(frame, now=link.now)
         return
     own.receive_frame(frame, now=link.now)
-    events = own.events_received()
+    events = without_turns(own.events_received())
     assert own.state is state
     assert own.frames_to_send() == []
     if state is S.FAILED:
@@ -537,7 +539,7 @@ def check_close(
         return
     end.receive_close(1000)
     assert end.state is row[Input.CLOSE] is S.CLOSED
-    events = end.events_received()
+    events = without_turns(end.events_received())
     assert isinstance(events[-1], ConnectionClosed)
     assert [type(e) for e in events[:-1]] == ([] if state in CLEAN_CLOSE else [ConversationFailed])
     assert end.next_deadline() is None
@@ -555,7 +557,7 @@ def check_timeout(
         assert deadline is None
         end.handle_timer(now=START + 10_000.0)
         assert end.state is state
-        assert end.events_received() == []
+        assert without_turns(end.events_received()) == []
         assert end.frames_to_send() == []
         return
     assert state in AWAITED

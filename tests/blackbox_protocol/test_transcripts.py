@@ -70,6 +70,8 @@ from blackbox_protocol.messages import (
     WebsocketToolResponse,
 )
 
+from tests.blackbox_protocol._turns import without_turns
+
 DIRECTORY: Final = Path(__file__).parent / "transcripts"
 FILES: Final = sorted(DIRECTORY.glob("*.jsonl"))
 
@@ -199,7 +201,7 @@ def without_timestamp(message: Message) -> Message:
 def normalized(events: Sequence[AppEvent]) -> list[object]:
     """Events made comparable: exceptions compare by class and text, not identity."""
     out: list[object] = []
-    for event in events:
+    for event in without_turns(events):
         if isinstance(event, ConversationFailed):
             out.append(("ConversationFailed", type(event.error), str(event.error)))
         else:

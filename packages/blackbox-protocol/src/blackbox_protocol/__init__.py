@@ -19,6 +19,7 @@ from blackbox_protocol.connection import (
     ClientConnection,
     ConnectionState,
     ServerConnection,
+    parse_call_type,
 )
 from blackbox_protocol.errors import (
     AuthenticationError,
@@ -31,14 +32,17 @@ from blackbox_protocol.errors import (
     LocalProtocolError,
     MediaError,
     MediaNotConnected,
+    NoReply,
     ProtocolTimeout,
     RemoteProtocolError,
+    ReplyTimeout,
     ServiceError,
     service_error,
 )
 from blackbox_protocol.events import (
     AnswerReceived,
     ChatMessageReceived,
+    ClientEvent,
     Connected,
     ConnectionClosed,
     ConversationEnded,
@@ -49,6 +53,9 @@ from blackbox_protocol.events import (
     InitializeReceived,
     OfferReceived,
     ProtocolViolation,
+    ReplyEnded,
+    ReplyStarted,
+    ServerEvent,
     TerminateReceived,
     TextReceived,
     ToolLogReceived,
@@ -56,9 +63,11 @@ from blackbox_protocol.events import (
     ToolResponseReceived,
     ToolTimedOut,
     UnknownMessageReceived,
+    UserTurnEnded,
 )
 from blackbox_protocol.media import AudioFrame, AudioSession, MediaState
 from blackbox_protocol.messages import CallType, ConversationResultData, Message, UnknownMessage
+from blackbox_protocol.turns import DEFAULT_REPLY_PAUSE, Turn, TurnTracker
 
 if TYPE_CHECKING:
     from blackbox_protocol._call import Call, Retry, Timeouts, ToolHandler, connect
@@ -90,6 +99,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_PENDING_TOOLS",
     "DEFAULT_MAX_SDP_SIZE",
+    "DEFAULT_REPLY_PAUSE",
     "DEFAULT_SERVER",
     "RU_SERVER",
     "AnswerReceived",
@@ -102,6 +112,7 @@ __all__ = [
     "ChatMessageReceived",
     "ClientBugError",
     "ClientConnection",
+    "ClientEvent",
     "ConfigurationError",
     "ConnectError",
     "Connected",
@@ -121,12 +132,17 @@ __all__ = [
     "MediaNotConnected",
     "MediaState",
     "Message",
+    "NoReply",
     "OfferReceived",
     "ProtocolTimeout",
     "ProtocolViolation",
     "RemoteProtocolError",
+    "ReplyEnded",
+    "ReplyStarted",
+    "ReplyTimeout",
     "Retry",
     "ServerConnection",
+    "ServerEvent",
     "ServiceError",
     "TerminateReceived",
     "TextReceived",
@@ -136,13 +152,17 @@ __all__ = [
     "ToolRequested",
     "ToolResponseReceived",
     "ToolTimedOut",
+    "Turn",
+    "TurnTracker",
     "UnknownMessage",
     "UnknownMessageReceived",
+    "UserTurnEnded",
     "check_server",
     "connect",
     "decode",
     "encode",
     "format_timestamp",
+    "parse_call_type",
     "service_error",
     "to_wire",
 ]

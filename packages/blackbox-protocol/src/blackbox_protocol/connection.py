@@ -3,8 +3,11 @@
 A connection is fed what happened (a received frame, the socket's close, the
 time) and is asked for what to do (frames to send, events for the app). It
 does no I/O and reads no clock: every call that can create a frame or a
-deadline takes ``now``, POSIX seconds, which also stamps the frames it sends.
-Drivers should pass a non-decreasing clock.
+deadline takes ``now``, seconds on a clock that never goes backwards (a
+driver passes ``time.monotonic()``). Deadlines and the turns' times are on
+that clock. The frames' wire timestamps come from a separate wall clock,
+``wall_clock`` (a driver passes ``time.time``); without one they are ``now``
+itself, which is then POSIX seconds (as the tests pass it).
 
 Rules, as in h11 and websockets:
 
@@ -20,7 +23,7 @@ Rules, as in h11 and websockets:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, Literal
 
 from blackbox_protocol._codec import decode, encode, read_shallow
@@ -96,6 +99,7 @@ from blackbox_protocol.messages import (
     WebsocketToolRequest,
     WebsocketToolResponse,
 )
+from blackbox_protocol.turns import DEFAULT_REPLY_PAUSE, Turn, TurnTracker
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -104,6 +108,7 @@ __all__ = [
     "ClientConnection",
     "ConnectionState",
     "ServerConnection",
+    "parse_call_type",
 ]
 
 #: Incoming frames up to 8 MiB: a long call's result can pass websockets' 1 MiB default.
@@ -134,6 +139,8 @@ _SESSION_READY: Final = Input.SESSION_READY
 _UNKNOWN: Final = Input.UNKNOWN
 #: States in which ``receive_frame`` does not look at the frame.
 _DEAF: Final = frozenset({ConnectionState.CLOSED, ConnectionState.FAILED})
+#: States in which the conversation is over but the socket is still open: close it.
+_TO_CLOSE: Final = frozenset({ConnectionState.ENDED, ConnectionState.FAILED})
 
 
 def _tool_id(frame: str) -> str | None:
@@ -148,6 +155,18 @@ def _tool_id(frame: str) -> str | None:
     return tool_id if isinstance(tool_id, str) else None
 
 
+def parse_call_type(call_type: CallType | str) -> CallType:
+    """The ``CallType`` for ``call_type`` (``chat``, ``webCall`` or ``onPhone``).
+
+    Raises:
+        LocalProtocolError: not a call type the protocol has.
+    """
+    try:
+        return CallType(call_type)
+    except ValueError:
+        raise LocalProtocolError(f"unknown call type {call_type!r}") from None
+
+
 class _Connection:
     """What both ends share: the table walk, the outputs, the deadline, the close."""
 
@@ -159,8 +178,10 @@ class _Connection:
         timeouts: Mapping[ConnectionState, float],
         max_frame_size: int,
         max_sdp_size: int,
+        wall_clock: Callable[[], float] | None,
     ) -> None:
         self._state = ConnectionState.AWAITING_INITIALIZE
+        self._wall_clock = wall_clock
         self._lifecycle = Lifecycle.CHAT
         self._timeouts = timeouts
         self._max_frame_size = max_frame_size
@@ -181,6 +202,15 @@ class _Connection:
     def error(self) -> BlackBoxError | None:
         """Why the conversation failed, once it has (see ``ConversationFailed``)."""
         return self._error
+
+    @property
+    def should_close(self) -> bool:
+        """Whether the conversation is over (ended or failed) and the socket should close now.
+
+        Send what ``frames_to_send`` holds first (the result, an error frame),
+        then close; ``receive_close`` once it has closed.
+        """
+        return self._state in _TO_CLOSE
 
     def events_received(self) -> list[AppEvent]:
         """Take the events produced since the last call, oldest first."""
@@ -283,7 +313,8 @@ class _Connection:
         target = self._row().get(sent)
         if target is None:
             raise LocalProtocolError(f"cannot send {sent.value} in state {self._state.value}")
-        self._frames.append(encode(message, now=now))
+        stamp = now if self._wall_clock is None else self._wall_clock()
+        self._frames.append(encode(message, now=stamp))
         self._took(sent, message)
         self._move(target, sent, message, now, sent=True)
 
@@ -330,8 +361,9 @@ class _Connection:
         self._state = ConnectionState.FAILED
         self._deadline = None
         self._error = error
-        self._events.append(ConversationFailed(error))
+        # What ends with the conversation (a reply in progress) ends before it is reported.
         self._ended()
+        self._events.append(ConversationFailed(error))
 
     def _row(self) -> Mapping[Input, ConnectionState]:
         return TABLES[self._lifecycle][self._state]
@@ -383,6 +415,9 @@ class ClientConnection(_Connection):
             once (and reported as a ``ProtocolViolation``).
         max_frame_size: the longest frame accepted, in characters.
         max_sdp_size: the longest SDP offer accepted, in characters.
+        reply_pause: seconds of a source's silence that end its turn (see
+            ``blackbox_protocol.turns``).
+        wall_clock: POSIX seconds for the frames' timestamps; ``None``: ``now``.
     """
 
     _role = Role.CLIENT
@@ -397,6 +432,8 @@ class ClientConnection(_Connection):
         max_pending_tools: int = DEFAULT_MAX_PENDING_TOOLS,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_sdp_size: int = DEFAULT_MAX_SDP_SIZE,
+        reply_pause: float = DEFAULT_REPLY_PAUSE,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
             timeouts={
@@ -406,7 +443,9 @@ class ClientConnection(_Connection):
             },
             max_frame_size=max_frame_size,
             max_sdp_size=max_sdp_size,
+            wall_clock=wall_clock,
         )
+        self._turns = TurnTracker(pause=reply_pause)
         self._tool_timeout = tool_timeout
         self._max_pending_tools = max_pending_tools
         #: Tool requests awaiting the app's reply: id to (deadline, tool name).
@@ -415,6 +454,7 @@ class ClientConnection(_Connection):
         self._seen_tool_ids: dict[str, None] = {}
         self._connected: Connected | None = None
         self._result: ConversationResultData | None = None
+        self._call_type: CallType | None = None
 
     @property
     def conversation_id(self) -> str | None:
@@ -427,9 +467,37 @@ class ClientConnection(_Connection):
         return self._result
 
     @property
+    def call_type(self) -> CallType | None:
+        """The call type given to ``initialize``, once it was sent."""
+        return self._call_type
+
+    @property
+    def transcript(self) -> tuple[Turn, ...]:
+        """The turns so far, oldest first: each source's chunks assembled (see ``turns``).
+
+        A turn still being spoken is not in it until it ends (``current_turn``).
+        """
+        return self._turns.transcript
+
+    @property
+    def current_turn(self) -> Turn | None:
+        """The turn being spoken now, as it stands, or ``None``."""
+        return self._turns.current
+
+    @property
     def can_terminate(self) -> bool:
         """Whether ``terminate`` is allowed now (the conversation started and is not ending)."""
         return Input.TERMINATE in self._row()
+
+    @property
+    def can_answer(self) -> bool:
+        """Whether ``answer`` is allowed now: an offer awaits its answer."""
+        return Input.ANSWER in self._row()
+
+    @property
+    def can_send_text(self) -> bool:
+        """Whether ``send_text`` is allowed now."""
+        return Input.CHAT_MESSAGE in self._row()
 
     @property
     def pending_tool_ids(self) -> frozenset[str]:
@@ -438,9 +506,11 @@ class ClientConnection(_Connection):
 
     def next_deadline(self) -> float | None:
         tool_deadlines = (deadline for deadline, _ in self._pending_tools.values())
-        return min((d for d in (self._deadline, *tool_deadlines) if d is not None), default=None)
+        deadlines = (self._deadline, self._turns.next_deadline(), *tool_deadlines)
+        return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, *, now: float) -> None:
+        self._events += self._turns.handle_timer(now=now)
         super().handle_timer(now=now)
         for tool_id, (deadline, name) in list(self._pending_tools.items()):
             if now >= deadline:
@@ -468,23 +538,25 @@ class ClientConnection(_Connection):
         Raises:
             LocalProtocolError: already initialized, or an unknown call type.
         """
-        lifecycle = _LIFECYCLE.get(call_type)
-        if lifecycle is None:
-            raise LocalProtocolError(f"unknown call type {call_type!r}")
+        kind = parse_call_type(call_type)
         request = InitializeRequest(
-            call_type=str(call_type), additional_data=additional_data, endpoint=endpoint
+            call_type=kind.value, additional_data=additional_data, endpoint=endpoint
         )
         self._send(Initialize(request=request), now=now)
-        self._lifecycle = lifecycle
+        self._lifecycle = _LIFECYCLE[kind]
+        self._call_type = kind
 
     def send_text(self, text: str, *, now: float) -> None:
         """Send the user's chat text.
+
+        A reply in progress ends: the user's turn has begun.
 
         Raises:
             LocalProtocolError: the conversation is not running (or it is a voice
                 call whose media is not yet negotiated).
         """
         self._send(IncomingChatMessage(content=text), now=now)
+        self._events += self._turns.end()
 
     def answer(self, sdp: str, *, now: float) -> None:
         """Send the SDP answer to the server's offer (with every ICE candidate).
@@ -537,6 +609,9 @@ class ClientConnection(_Connection):
                 self._events.append(EventReceived(name, data))
             case Text(content=content):
                 partial = content.type == "potential"
+                self._events += self._turns.chunk(
+                    content.source, content.text, partial=partial, now=now
+                )
                 self._events.append(TextReceived(content.source, content.text, partial))
             case SdpInvite(data=data):
                 if data.sdp == self._offer:
@@ -551,6 +626,7 @@ class ClientConnection(_Connection):
                 self._events.append(ToolLogReceived(message))
             case ConversationResult(result=result):
                 self._result = result
+                self._events += self._turns.end()
                 self._events.append(ConversationEnded(result))
             case _:
                 assert isinstance(message, UnknownMessage), "the server sends no other message"
@@ -558,6 +634,8 @@ class ClientConnection(_Connection):
         return None
 
     def _tool_requested(self, request: ToolRequestContent, now: float) -> str | None:
+        # The agent asks for a tool once it has had its say: its reply is over.
+        self._events += self._turns.end()
         if request.id in self._seen_tool_ids:
             return f"a second tool request with id {request.id!r}"
         self._remember_tool(request.id)
@@ -595,6 +673,7 @@ class ClientConnection(_Connection):
 
     def _ended(self) -> None:
         self._pending_tools.clear()
+        self._events += self._turns.end()
 
 
 class ServerConnection(_Connection):
@@ -609,6 +688,7 @@ class ServerConnection(_Connection):
             count them from ``now`` given to the constructor.
         max_frame_size: the longest frame accepted, in characters.
         max_sdp_size: the longest SDP answer accepted, in characters.
+        wall_clock: POSIX seconds for the frames' timestamps; ``None``: ``now``.
     """
 
     _role = Role.SERVER
@@ -620,11 +700,13 @@ class ServerConnection(_Connection):
         initialize_timeout: float = 10.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_sdp_size: int = DEFAULT_MAX_SDP_SIZE,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
             timeouts={ConnectionState.AWAITING_INITIALIZE: initialize_timeout},
             max_frame_size=max_frame_size,
             max_sdp_size=max_sdp_size,
+            wall_clock=wall_clock,
         )
         self._deadline = now + initialize_timeout
         self._call_type: CallType | None = None
@@ -712,11 +794,11 @@ class ServerConnection(_Connection):
         return None
 
     def _initialized(self, request: InitializeRequest) -> str | None:
-        lifecycle = _LIFECYCLE.get(request.call_type)
-        if lifecycle is None:
-            return f"unknown call type {request.call_type!r}"
-        self._lifecycle = lifecycle
-        self._call_type = CallType(request.call_type)
+        try:
+            self._call_type = parse_call_type(request.call_type)
+        except LocalProtocolError as refused:
+            return str(refused)
+        self._lifecycle = _LIFECYCLE[self._call_type]
         self._events.append(
             InitializeReceived(self._call_type, request.additional_data, request.endpoint)
         )

@@ -30,8 +30,10 @@ __all__ = [
     "LocalProtocolError",
     "MediaError",
     "MediaNotConnected",
+    "NoReply",
     "ProtocolTimeout",
     "RemoteProtocolError",
+    "ReplyTimeout",
     "ServiceError",
     "service_error",
 ]
@@ -39,6 +41,11 @@ __all__ = [
 
 class BlackBoxError(Exception):
     """The root of every error this SDK raises or reports."""
+
+    #: Whether connecting again may succeed where this failed (a transport
+    #: failure, not a token or configuration error). ``Retry`` uses it, and
+    #: only before a conversation started: reconnecting starts a new one.
+    retryable: bool = False
 
 
 class LocalProtocolError(BlackBoxError):
@@ -79,6 +86,8 @@ class ProtocolTimeout(BlackBoxError, TimeoutError):
         self.waiting_for = waiting_for
         self.seconds = seconds
 
+    retryable = True
+
 
 class ConnectError(BlackBoxError):
     """The connection could not be opened: network, TLS, or the WebSocket handshake.
@@ -90,6 +99,8 @@ class ConnectError(BlackBoxError):
     def __init__(self, reason: str, *, status: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        # A network failure or a server error may pass; a refusal (4xx) will not.
+        self.retryable = status is None or status >= 500
 
 
 class DisconnectedError(BlackBoxError):
@@ -108,6 +119,8 @@ class DisconnectedError(BlackBoxError):
         )
         self.code = code
         self.reason = reason
+
+    retryable = True
 
 
 class MediaError(BlackBoxError):
@@ -134,11 +147,29 @@ class MediaNotConnected(MediaError):
         self.seconds = seconds
 
 
+class NoReply(BlackBoxError):
+    """The agent did not reply: the conversation ended first (``Call.ask``, ``wait_for_reply``).
+
+    Whatever was said is kept in ``Call.transcript``, and the result in ``Call.result``.
+    """
+
+
+class ReplyTimeout(NoReply, TimeoutError):
+    """The agent's reply did not end within the wait given (``Call.ask``, ``wait_for_reply``).
+
+    The conversation goes on; a reply that comes later is still in the transcript.
+
+    Attributes:
+        seconds: the wait that passed.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no reply ended within {seconds:g} s")
+        self.seconds = seconds
+
+
 class ServiceError(BlackBoxError):
     """An ``error`` frame from the service; ``message`` is its text, verbatim."""
-
-    #: Whether retrying the same call may succeed.
-    retryable: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -6,13 +6,16 @@ A ``ClientConnection`` emits the server-side facts (``Connected``,
 (``InitializeReceived``, ``ChatMessageReceived``, ``AnswerReceived``, ...).
 Both emit ``ProtocolViolation``, ``ConversationFailed`` and, last of all,
 ``ConnectionClosed``. The driver adds one of its own: ``EventsDropped``, when
-the app read too slowly to keep them all.
+the app read too slowly to keep them all. The client's turn tracker adds
+``ReplyStarted``, ``ReplyEnded`` and ``UserTurnEnded`` (see ``turns``).
+
+``ClientEvent`` and ``ServerEvent`` are the closed unions of each side's events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from attrs import frozen
 
@@ -25,9 +28,13 @@ from blackbox_protocol.messages import (
     UnknownMessage,
 )
 
+if TYPE_CHECKING:
+    from blackbox_protocol.turns import Turn
+
 __all__ = [
     "AnswerReceived",
     "ChatMessageReceived",
+    "ClientEvent",
     "Connected",
     "ConnectionClosed",
     "ConversationEnded",
@@ -38,6 +45,9 @@ __all__ = [
     "InitializeReceived",
     "OfferReceived",
     "ProtocolViolation",
+    "ReplyEnded",
+    "ReplyStarted",
+    "ServerEvent",
     "TerminateReceived",
     "TextReceived",
     "ToolLogReceived",
@@ -45,6 +55,7 @@ __all__ = [
     "ToolResponseReceived",
     "ToolTimedOut",
     "UnknownMessageReceived",
+    "UserTurnEnded",
 ]
 
 
@@ -88,6 +99,32 @@ class TextReceived(Event):
     text: str
     #: True when the service marked the text as potential (not final).
     partial: bool
+
+
+@frozen
+class ReplyStarted(Event):
+    """The agent's first chunk of a reply came (the ``TextReceived`` with it follows)."""
+
+
+@frozen
+class ReplyEnded(Event):
+    """The agent's reply is over: it was quiet for the reply pause, or something ended it.
+
+    See ``blackbox_protocol.turns`` for when a reply counts as ended.
+    """
+
+    #: The reply's text: its chunks, joined.
+    text: str
+    #: The whole turn: its chunks and times.
+    turn: Turn
+
+
+@frozen
+class UserTurnEnded(Event):
+    """The user's turn is over: the echo of chat text, or the caller's words in a voice call."""
+
+    text: str
+    turn: Turn
 
 
 @frozen
@@ -215,3 +252,39 @@ class ConnectionClosed(Event):
     #: The close code, or ``None`` when no close frame came (1006).
     code: int | None
     reason: str
+
+
+#: Every event a client gets: a ``ClientConnection``'s, and the driver's
+#: ``EventsDropped``. A closed union: ``match`` on it with ``assert_never``
+#: in the last case, and a type checker tells you what you did not handle.
+ClientEvent: TypeAlias = (
+    Connected
+    | EventReceived
+    | TextReceived
+    | ReplyStarted
+    | ReplyEnded
+    | UserTurnEnded
+    | OfferReceived
+    | ToolRequested
+    | ToolTimedOut
+    | ToolLogReceived
+    | ConversationEnded
+    | UnknownMessageReceived
+    | ProtocolViolation
+    | ConversationFailed
+    | EventsDropped
+    | ConnectionClosed
+)
+
+#: Every event a ``ServerConnection`` emits; a closed union, as ``ClientEvent``.
+ServerEvent: TypeAlias = (
+    InitializeReceived
+    | ChatMessageReceived
+    | AnswerReceived
+    | ToolResponseReceived
+    | TerminateReceived
+    | UnknownMessageReceived
+    | ProtocolViolation
+    | ConversationFailed
+    | ConnectionClosed
+)
