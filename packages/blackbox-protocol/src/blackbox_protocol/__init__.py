@@ -67,19 +67,28 @@ from blackbox_protocol.events import (
 )
 from blackbox_protocol.media import AudioFrame, AudioSession, MediaState
 from blackbox_protocol.messages import CallType, ConversationResultData, Message, UnknownMessage
-from blackbox_protocol.turns import DEFAULT_REPLY_PAUSE, Turn, TurnTracker
+from blackbox_protocol.turns import DEFAULT_REPLY_PAUSE, Latency, Reply, Turn, TurnTracker
 
 if TYPE_CHECKING:
-    from blackbox_protocol._call import Call, Retry, Timeouts, ToolHandler, connect
+    from blackbox_protocol._call import Call, EventHandler, Retry, Timeouts, UnhandledTools
+    from blackbox_protocol._connect import Connecting, connect
     from blackbox_protocol._endpoint import DEFAULT_SERVER, RU_SERVER, check_server
+    from blackbox_protocol._tools import ToolContext, ToolHandler
+    from blackbox_protocol.driving import Driver, Transport
 
 #: The driver's names, and the module each is imported from on first use.
 _DRIVER = {
     "Call": "_call",
+    "Connecting": "_connect",
+    "Driver": "driving",
+    "EventHandler": "_call",
     "Retry": "_call",
     "Timeouts": "_call",
-    "ToolHandler": "_call",
-    "connect": "_call",
+    "ToolContext": "_tools",
+    "ToolHandler": "_tools",
+    "Transport": "driving",
+    "UnhandledTools": "_call",
+    "connect": "_connect",
     "DEFAULT_SERVER": "_endpoint",
     "RU_SERVER": "_endpoint",
     "check_server": "_endpoint",
@@ -116,17 +125,21 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "Connected",
+    "Connecting",
     "ConnectionClosed",
     "ConnectionState",
     "ConversationEnded",
     "ConversationFailed",
     "ConversationResultData",
     "DisconnectedError",
+    "Driver",
     "Event",
+    "EventHandler",
     "EventReceived",
     "EventsDropped",
     "InitializeReceived",
     "InvalidMessage",
+    "Latency",
     "LocalProtocolError",
     "MediaError",
     "MediaNotConnected",
@@ -137,6 +150,7 @@ __all__ = [
     "ProtocolTimeout",
     "ProtocolViolation",
     "RemoteProtocolError",
+    "Reply",
     "ReplyEnded",
     "ReplyStarted",
     "ReplyTimeout",
@@ -147,13 +161,16 @@ __all__ = [
     "TerminateReceived",
     "TextReceived",
     "Timeouts",
+    "ToolContext",
     "ToolHandler",
     "ToolLogReceived",
     "ToolRequested",
     "ToolResponseReceived",
     "ToolTimedOut",
+    "Transport",
     "Turn",
     "TurnTracker",
+    "UnhandledTools",
     "UnknownMessage",
     "UnknownMessageReceived",
     "UserTurnEnded",

@@ -17,6 +17,7 @@ import attrs
 
 from blackbox_protocol._codec import encode
 from blackbox_protocol._endpoint import check_origin
+from blackbox_protocol.connection import parse_call_type
 from blackbox_protocol.errors import LocalProtocolError
 from blackbox_protocol.media import AudioSession
 from blackbox_protocol.messages import CallType, Initialize, InitializeRequest
@@ -140,10 +141,7 @@ def check_call(
         LocalProtocolError: an option is of the wrong type, out of range, or
             does not fit the call type; the message names it.
     """
-    try:
-        kind = CallType(call_type)
-    except ValueError:
-        raise LocalProtocolError(f"unknown call type {call_type!r}") from None
+    kind = parse_call_type(call_type)
     _check_media(kind, media)
     _check_tools(tools)
     if additional_data is not None and not (

@@ -1,67 +1,80 @@
-"""The driver: ``connect()`` runs a ``ClientConnection`` over a real WebSocket.
+"""The driver's call: a ``ClientConnection`` run over a real WebSocket, and its verbs.
 
-It is thin on purpose. The protocol's rules live in the sans-IO core; this
-module feeds it frames and the time, sends what it asks, runs tool handlers
-and the media backend, and owns the waits: open, keepalive, terminate, close.
-It runs under asyncio and trio (anyio).
+It is thin on purpose. The protocol's rules, the turns included, live in the
+sans-IO core; the loop that feeds it is ``driving.Driver``. This module acts
+on the core's events (runs tool handlers, answers the offer with the media
+backend, wakes those who wait for a reply) and owns the waits: keepalive,
+terminate, close. It runs under asyncio and trio (anyio).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import math
-import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Final, Literal, TypeVar, cast
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 from attrs import field, frozen
 
 from blackbox_protocol._arguments import (
-    check_call,
     check_count,
     check_delay,
     check_max_delay,
     every_field,
     positive_seconds,
 )
-from blackbox_protocol._endpoint import DEFAULT_SERVER, Endpoint, RedactingLogger
+from blackbox_protocol._codec import encode
+from blackbox_protocol._endpoint import Endpoint
 from blackbox_protocol._queue import EventQueue
+from blackbox_protocol._tools import ToolContext, ToolHandler, call_handler, context_parameter
 from blackbox_protocol._websocket import WebSocket
-from blackbox_protocol.connection import DEFAULT_MAX_FRAME_SIZE, ClientConnection, ConnectionState
+from blackbox_protocol.connection import ClientConnection, ConnectionState
+from blackbox_protocol.driving import Driver
 from blackbox_protocol.errors import (
-    BlackBoxError,
-    ConnectError,
-    DisconnectedError,
     LocalProtocolError,
     MediaError,
     MediaNotConnected,
-    ProtocolTimeout,
+    NoReply,
+    ReplyTimeout,
 )
 from blackbox_protocol.events import (
+    ClientEvent,
     ConnectionClosed,
     ConversationFailed,
     Event,
     OfferReceived,
+    ReplyEnded,
     ToolRequested,
     ToolTimedOut,
 )
 from blackbox_protocol.media import AudioSession, MediaState
-from blackbox_protocol.messages import CallType, ConversationResultData
+from blackbox_protocol.messages import CallType, ConversationResultData, Message
+from blackbox_protocol.turns import USER, Reply, Turn
 
-__all__ = ["Call", "Retry", "Timeouts", "ToolHandler", "connect"]
+__all__ = ["Call", "EventHandler", "Retry", "Timeouts", "ToolHandler", "UnhandledTools"]
 
 logger = logging.getLogger("blackbox_protocol")
 
-#: A tool: called with the request's ``args`` as keyword arguments; its return
-#: value (any JSON) is the result. Sync handlers run in a worker thread.
-ToolHandler = Callable[..., Any]
+E = TypeVar("E", bound=Event)
+
+#: A callback for ``Call.on``: sync (called at once; keep it quick) or async (started as a task).
+EventHandler = Callable[[E], None] | Callable[[E], Awaitable[None]]
+
+#: What becomes of a tool request no handler is registered for: ``"fail"``
+#: answers it with an error result at once; ``"app"`` leaves it to the app,
+#: which answers from the ``ToolRequested`` event (``Call.reply_to_tool``)
+#: within ``Timeouts.tool``.
+UnhandledTools = Literal["fail", "app"]
+
+#: The most replies kept unread for ``wait_for_reply`` (the oldest go first).
+_UNREAD_REPLIES: Final = 64
+#: The states in which no reply can come any more.
+_OVER: Final = frozenset({ConnectionState.ENDED, ConnectionState.FAILED, ConnectionState.CLOSED})
 
 
 @frozen(field_transformer=every_field(positive_seconds))
@@ -87,6 +100,8 @@ class Timeouts:
     close: float = 5.0
     #: A tool handler's deadline; then an error result is sent for it.
     tool: float = 30.0
+    #: ``Call.ask`` and ``wait_for_reply``: the wait for a reply to end (``ReplyTimeout``).
+    reply: float = 30.0
     #: Seconds between WebSocket pings, and the wait for each pong.
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
@@ -116,22 +131,16 @@ class Retry:
         return min(self.first_delay * 2.0**attempt, self.max_delay)
 
 
-def _clock() -> Callable[[], float]:
-    """POSIX seconds that never go backwards: wall time at the start, then monotonic."""
-    offset = time.time() - time.monotonic()
-
-    def now() -> float:
-        return offset + time.monotonic()
-
-    return now
-
-
 class Call:
     """A conversation in progress; made by ``connect()``.
 
-    Iterate it for events (``async for event in call``): the iteration ends
-    when the socket closes, and raises the typed error when the conversation
-    fails (``AuthenticationError``, ``DisconnectedError``, ``ProtocolTimeout``, ...),
+    The verbs: ``ask`` (say something, get the agent's reply), ``send_text``,
+    ``wait_for_reply``, ``terminate``, ``aclose``; ``transcript`` holds the
+    turns so far. For everything else, the events: iterate the call
+    (``async for event in call``, each a ``ClientEvent``), or register
+    callbacks with ``on``. The iteration ends when the socket closes, and
+    raises the typed error when the conversation fails
+    (``AuthenticationError``, ``DisconnectedError``, ``ProtocolTimeout``, ...),
     or when a voice call ended without its audio ever connecting
     (``MediaNotConnected``). Unread events are bounded (``connect(max_events=...)``):
     past the bound the oldest are dropped, and ``EventsDropped`` says how many.
@@ -143,8 +152,8 @@ class Call:
         websocket: WebSocket,
         endpoint: Endpoint,
         *,
-        call_type: CallType,
         tools: Mapping[str, ToolHandler],
+        unhandled_tools: UnhandledTools,
         media: AudioSession | None,
         timeouts: Timeouts,
         clock: Callable[[], float],
@@ -152,32 +161,46 @@ class Call:
     ) -> None:
         self._connection = connection
         self._websocket = websocket
+        self._driver = Driver(connection, websocket, clock=clock)
         self._endpoint = endpoint
-        self._call_type = call_type
         self._tools = tools
+        self._contexts = {name: context_parameter(handler) for name, handler in tools.items()}
+        self._unhandled_tools = unhandled_tools
         self._media = media
         self._timeouts = timeouts
-        self._clock = clock
-        # Uncontended as a rule: taking it must not yield (each yield is a loop turn).
-        self._send_lock = anyio.Lock(fast_acquire=True)
         self._events = EventQueue(max_events)
+        self._handlers: list[tuple[type[Event], EventHandler[Any]]] = []
         self._changed = anyio.Event()
         self._closed = anyio.Event()
         self._closing = False
         self._tool_scopes: dict[str, anyio.CancelScope] = {}
+        #: Replies ended and not yet returned by ``wait_for_reply``, oldest first;
+        #: each with when the user's words that cut it short began, if they did.
+        self._unread_replies: deque[tuple[Reply, float | None]] = deque(maxlen=_UNREAD_REPLIES)
+        #: When the user's text was last sent (``send_text``), on the clock.
+        self._sent_at: float | None = None
         #: Why the media ended the call, when it did: raised instead of the disconnection.
         self._media_error: MediaError | None = None
         self._offered = False
         self._media_connected = False
         self._task_group: anyio.abc.TaskGroup | None = None
+        #: Stops the tasks of an awaited ``connect()`` (see ``_connect``).
+        self._stop: Callable[[], Awaitable[None]] | None = None
+        self._released = False
 
     def __repr__(self) -> str:
-        return f"<Call {self._call_type.value} to {self._endpoint.origin}, {self.state.value}>"
+        kind = self.call_type.value if self.call_type else "call"
+        return f"<Call {kind} to {self._endpoint.origin}, {self.state.value}>"
 
     @property
     def state(self) -> ConnectionState:
         """The conversation's state (see ``ConnectionState``)."""
         return self._connection.state
+
+    @property
+    def call_type(self) -> CallType | None:
+        """The call's type: ``chat``, ``webCall`` or ``onPhone``."""
+        return self._connection.call_type
 
     @property
     def conversation_id(self) -> str | None:
@@ -189,10 +212,31 @@ class Call:
         """The conversation's result, once it came."""
         return self._connection.result
 
+    @property
+    def transcript(self) -> tuple[Turn, ...]:
+        """The turns that have ended so far, both sides, oldest first (see ``turns``)."""
+        return self._connection.transcript
+
+    @property
+    def connection(self) -> ClientConnection:
+        """The sans-IO core under the call: read its state; do not command it.
+
+        An escape hatch, with ``send_raw``: commands sent to it directly would
+        bypass the driver (nothing would send their frames).
+        """
+        return self._connection
+
+    @property
+    def media(self) -> AudioSession | None:
+        """The voice call's media session, ``None`` for a chat."""
+        return self._media
+
+    # Events.
+
     def __aiter__(self) -> Call:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> ClientEvent:
         event = await self._events.get()
         if isinstance(event, ConversationFailed):
             raise self._media_error or event.error
@@ -203,16 +247,144 @@ class Call:
             raise StopAsyncIteration
         return event
 
+    async def next_event(self, *, timeout: float | None = None) -> ClientEvent | None:
+        """The next event, as the iteration gives it; ``None`` once the call is over.
+
+        Raises:
+            TimeoutError: no event within ``timeout`` seconds.
+            BlackBoxError: the conversation failed (as the iteration raises).
+        """
+        with anyio.fail_after(math.inf if timeout is None else timeout):
+            try:
+                return await self.__anext__()
+            except StopAsyncIteration:
+                return None
+
+    def on(self, kind: type[E], handler: EventHandler[E]) -> Callable[[], None]:
+        """Call ``handler`` with every event of ``kind`` (subclasses included), as it happens.
+
+        Several handlers may watch the same kind, beside the iteration, which
+        still gets every event. A sync handler is called at once, in the
+        call's own task: keep it quick. An async one is started as a task. An
+        exception in a handler is logged and does not end the call.
+
+        Returns:
+            A function that removes the handler.
+        """
+        entry: tuple[type[Event], EventHandler[Any]] = (kind, handler)
+        self._handlers.append(entry)
+
+        def remove() -> None:
+            if entry in self._handlers:
+                self._handlers.remove(entry)
+
+        return remove
+
+    # Verbs.
+
     async def send_text(self, text: str) -> None:
-        """Send the user's chat text.
+        """Send the user's chat text. A reply in progress ends (see ``turns``).
 
         Raises:
             BlackBoxError: the conversation failed (the typed error says why).
             LocalProtocolError: the conversation is over.
         """
         self._raise_failure()
-        self._connection.send_text(text, now=self._clock())
+        now = self._driver.now()
+        self._connection.send_text(text, now=now)
+        self._sent_at = now
         await self._after_input()
+
+    async def ask(self, text: str, *, timeout: float | None = None) -> Reply:
+        """Say ``text``, and wait for the agent's reply to it to end.
+
+        The reply returned is the first to start after the text was sent and
+        not to be cut short by its echo: a greeting still unread, or one still
+        coming in when the text was sent, is skipped.
+
+        Args:
+            text: the user's chat text.
+            timeout: seconds to wait for the reply to end; ``Timeouts.reply`` by default.
+
+        Returns:
+            The reply, with its latency from the send.
+
+        Raises:
+            ReplyTimeout: no reply ended in time (the conversation goes on).
+            NoReply: the conversation ended first.
+            BlackBoxError: the conversation failed (the typed error says why).
+            LocalProtocolError: the conversation is over.
+        """
+        await self.send_text(text)
+        return await self._next_reply(after=self._sent_at, timeout=timeout)
+
+    async def wait_for_reply(self, *, timeout: float | None = None) -> Reply:
+        """The agent's next reply not yet returned, once it has ended.
+
+        The first call after connecting gives the greeting, if the agent
+        greets; each next one the reply after it.
+
+        Args:
+            timeout: seconds to wait; ``Timeouts.reply`` by default.
+
+        Raises:
+            ReplyTimeout: no reply ended in time (the conversation goes on).
+            NoReply: the conversation ended first.
+            BlackBoxError: the conversation failed (the typed error says why).
+        """
+        return await self._next_reply(after=None, timeout=timeout)
+
+    async def _next_reply(self, *, after: float | None, timeout: float | None) -> Reply:
+        """The next unread reply; with ``after``, the first to answer what was sent then."""
+        seconds = self._timeouts.reply if timeout is None else timeout
+        with anyio.move_on_after(seconds):
+            while True:
+                while self._unread_replies:
+                    reply, cut_at = self._unread_replies.popleft()
+                    if after is None or (
+                        reply.turn.started_at >= after and (cut_at is None or cut_at < after)
+                    ):
+                        return reply
+                if self.state in _OVER:
+                    self._raise_failure()
+                    raise NoReply("the conversation ended before the agent replied")
+                await self._changed.wait()
+        raise ReplyTimeout(seconds)
+
+    async def reply_to_tool(self, tool_id: str, result: Any) -> None:
+        """Answer the tool request ``tool_id`` (one the app was left to answer, typically).
+
+        Raises:
+            LocalProtocolError: no such request awaits a reply, or the result is not JSON.
+        """
+        self._connection.reply_to_tool(tool_id, result, now=self._driver.now())
+        await self._after_input()
+
+    async def fail_tool(self, tool_id: str, reason: str) -> None:
+        """Answer the tool request ``tool_id`` with an error result, ``{"error": reason}``.
+
+        Raises:
+            LocalProtocolError: no such request awaits a reply.
+        """
+        self._connection.fail_tool(tool_id, reason, now=self._driver.now())
+        await self._after_input()
+
+    async def send_raw(self, message: Message | str) -> None:
+        """Send a message past the core: an escape hatch for what the SDK does not know.
+
+        The core's state does not change, and it checks nothing: the service
+        may refuse what it does not expect (and close the socket). A
+        ``Message`` is encoded (``timestamp`` and ``channelId`` added); a
+        string is sent as it is.
+
+        Raises:
+            LocalProtocolError: the socket is closed.
+        """
+        frame = message if isinstance(message, str) else encode(message, now=time.time())
+        try:
+            await self._websocket.send(frame)
+        except ConnectionError as exc:
+            raise LocalProtocolError(f"cannot send: {exc}") from None
 
     async def terminate(self) -> ConversationResultData | None:
         """End the conversation and wait (bounded) for its result.
@@ -227,49 +399,71 @@ class Call:
             BlackBoxError: the conversation failed otherwise.
         """
         if self._connection.can_terminate:
-            self._connection.terminate(now=self._clock())
+            self._connection.terminate(now=self._driver.now())
             await self._after_input()
         while self.state is ConnectionState.TERMINATING:
             await self._changed.wait()
         self._raise_failure()
         return self.result
 
+    async def aclose(self) -> None:
+        """End the call: terminate a live conversation, wait (bounded) for the close, release.
+
+        The socket and the media are closed, and the unread events dropped.
+        Idempotent. A call opened with ``async with connect(...)`` is closed
+        so at the end of the block; one opened with ``await connect(...)``
+        needs this (or ``async with call:``).
+        """
+        if not self._released:
+            await self._finish()
+        if self._stop is not None:
+            await self._stop()
+        with anyio.CancelScope(shield=True):
+            await self._release()
+        self._close_events()
+
+    async def __aenter__(self) -> Call:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # Running.
 
     def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         self._task_group = task_group
         task_group.start_soon(self._read)
-        task_group.start_soon(self._run_timers)
         task_group.start_soon(
             self._websocket.keepalive, self._timeouts.ping_interval, self._timeouts.ping_timeout
         )
 
-    async def _read(self) -> None:
-        while (message := await self._websocket.receive()) is not None:
-            self._connection.receive_frame(message, now=self._clock())
-            await self._after_input()
-        self._connection.receive_close(self._websocket.close_code, self._websocket.close_reason)
-        await self._after_input()
+    async def _open(self, initialize: Callable[[float], None]) -> None:
+        """Send ``initialize`` and step until the session is ready, or the call failed."""
+        initialize(self._driver.now())
+        self._dispatch(await self._driver.flush())
+        while self.state is ConnectionState.AWAITING_SESSION:
+            self._dispatch(await self._driver.step())
+        self._raise_failure()
 
-    async def _run_timers(self) -> None:
-        while not self._closed.is_set():
-            deadline = self._connection.next_deadline()
-            changed = self._changed
-            with anyio.move_on_after(math.inf if deadline is None else deadline - self._clock()):
-                await changed.wait()
-                continue
-            self._connection.handle_timer(now=self._clock())
-            await self._after_input()
+    async def _read(self) -> None:
+        while self.state is not ConnectionState.CLOSED:
+            self._dispatch(await self._driver.step())
 
     async def _after_input(self) -> None:
-        """Send what the core queued, act on its events, and wake the waiters."""
-        await self._flush()
-        for event in self._connection.events_received():
+        """Send what a command queued, and act on its events."""
+        self._dispatch(await self._driver.flush())
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """Act on the core's events, queue them for the app, and wake the waiters."""
+        for event in events:
             self._act_on(event)
-            self._events.put(event)
+            # A ClientConnection emits client events only.
+            self._events.put(cast(ClientEvent, event))
+            self._notify(event)
         if self.state in (ConnectionState.ENDED, ConnectionState.CLOSED):
             self._check_audio()
-        if self.state in (ConnectionState.ENDED, ConnectionState.FAILED) and not self._closing:
+        # Before the call's tasks start (while opening), a failure is raised, not closed.
+        if self._connection.should_close and not self._closing and self._task_group is not None:
             self._closing = True
             self._spawn(self._close_socket)
         if self.state is ConnectionState.CLOSED:
@@ -280,7 +474,12 @@ class Call:
 
     def _act_on(self, event: Event) -> None:
         match event:
-            case ToolRequested():
+            case ReplyEnded(turn=turn):
+                # Events come right after their input: a user's turn open now is what ended it.
+                current = self._connection.current_turn
+                cut_at = current.started_at if current and current.source == USER else None
+                self._unread_replies.append((Reply.of(turn, sent_at=self._sent_at), cut_at))
+            case ToolRequested(name=name) if name in self._tools or self._unhandled_tools == "fail":
                 self._spawn(self._run_tool, event)
             case ToolTimedOut(id=tool_id):
                 scope = self._tool_scopes.pop(tool_id, None)
@@ -290,18 +489,27 @@ class Call:
                 self._offered = True
                 self._spawn(self._answer, sdp)
 
-    def _spawn(self, function: Callable[..., Any], *args: Any) -> None:
-        assert self._task_group is not None, "started before any event is handled"
-        self._task_group.start_soon(function, *args)
+    def _notify(self, event: Event) -> None:
+        for kind, handler in list(self._handlers):
+            if not isinstance(event, kind):
+                continue
+            if inspect.iscoroutinefunction(handler):
+                self._spawn(self._run_handler, handler, event)
+                continue
+            try:
+                handler(event)
+            except Exception:
+                logger.exception("the handler %r of %s failed", handler, type(event).__name__)
 
-    async def _flush(self) -> None:
-        async with self._send_lock:
-            for frame in self._connection.frames_to_send():
-                try:
-                    await self._websocket.send_text(frame)
-                except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    # The reader sees the same end and reports it as a disconnection.
-                    return
+    async def _run_handler(self, handler: Callable[[Event], Awaitable[None]], event: Event) -> None:
+        try:
+            await handler(event)
+        except Exception:
+            logger.exception("the handler %r of %s failed", handler, type(event).__name__)
+
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        assert self._task_group is not None, "started before any event needs a task"
+        self._task_group.start_soon(function, *args)
 
     def _raise_failure(self) -> None:
         error = self._media_error or self._connection.error
@@ -322,20 +530,24 @@ class Call:
             try:
                 if handler is None:
                     raise LookupError(f"no tool named {request.name!r} is registered")
-                result = await _call_handler(handler, request.args)
+                name = self._contexts.get(request.name)
+                context = (
+                    None if name is None else (name, ToolContext(request.id, request.name, self))
+                )
+                result = await call_handler(handler, request.args, context)
             except Exception as exc:
                 logger.warning("tool %r failed: %s: %s", request.name, type(exc).__name__, exc)
                 if request.id in self._connection.pending_tool_ids:
                     self._connection.fail_tool(
-                        request.id, f"{type(exc).__name__}: {exc}", now=self._clock()
+                        request.id, f"{type(exc).__name__}: {exc}", now=self._driver.now()
                     )
             else:
                 # Not pending any more: the conversation ended while the tool ran.
                 if request.id in self._connection.pending_tool_ids:
                     try:
-                        self._connection.reply_to_tool(request.id, result, now=self._clock())
+                        self._connection.reply_to_tool(request.id, result, now=self._driver.now())
                     except LocalProtocolError as exc:  # the result is not JSON
-                        self._connection.fail_tool(request.id, str(exc), now=self._clock())
+                        self._connection.fail_tool(request.id, str(exc), now=self._driver.now())
             finally:
                 self._tool_scopes.pop(request.id, None)
         if not scope.cancelled_caught:
@@ -348,8 +560,8 @@ class Call:
         except MediaError as exc:
             await self._media_failed(exc)
             return
-        if self.state is ConnectionState.ANSWERING:
-            self._connection.answer(answer, now=self._clock())
+        if self._connection.can_answer:
+            self._connection.answer(answer, now=self._driver.now())
             await self._after_input()
             self._spawn(self._watch_media)
 
@@ -400,10 +612,25 @@ class Call:
         """Release the event queue; iterating afterwards just ends."""
         self._events.discard()
 
+    async def _release(self) -> None:
+        """Drop the socket and close the media: the call's tasks are over. Idempotent."""
+        if self._released:
+            return
+        self._released = True
+        await self._websocket.abort()
+        if self._media is not None:
+            await self._media.close()
+        if self.state is not ConnectionState.CLOSED:
+            # Left early (cancelled, or the block raised): the reader, cancelled,
+            # never saw the close; the socket is gone all the same.
+            websocket = self._websocket
+            self._connection.receive_close(websocket.close_code, websocket.close_reason)
+            self._closed.set()
+
     async def _finish(self) -> None:
         """Leave politely: terminate a live conversation and wait, bounded, for the close."""
         if self._connection.can_terminate:
-            self._connection.terminate(now=self._clock())
+            self._connection.terminate(now=self._driver.now())
             await self._after_input()
         bound = self._timeouts.terminate + self._timeouts.close
         with anyio.move_on_after(bound):
@@ -412,227 +639,9 @@ class Call:
     async def _abandon(self) -> None:
         """Leave now (cancelled, or the app raised): terminate if we can, close, drop."""
         if self._connection.can_terminate:
-            self._connection.terminate(now=self._clock())
+            self._connection.terminate(now=self._driver.now())
             with anyio.move_on_after(self._timeouts.close):
-                await self._flush()
+                await self._driver.flush()
         with anyio.move_on_after(self._timeouts.close):
             await self._websocket.close()
         await self._websocket.abort()
-
-
-async def _call_handler(handler: ToolHandler, args: Mapping[str, Any]) -> Any:
-    if inspect.iscoroutinefunction(handler):
-        return await handler(**args)
-    result = await anyio.to_thread.run_sync(
-        functools.partial(handler, **args), abandon_on_cancel=True
-    )
-    return await result if inspect.isawaitable(result) else result
-
-
-async def _establish(
-    endpoint: Endpoint,
-    *,
-    call_type: CallType,
-    additional_data: Mapping[str, Any] | None,
-    phone: str | None,
-    origin: str | None,
-    ssl_context: ssl.SSLContext | None,
-    max_frame_size: int,
-    timeouts: Timeouts,
-    tools: Mapping[str, ToolHandler],
-    media: AudioSession | None,
-    max_events: int,
-) -> Call:
-    """Open the socket, send ``initialize`` and read until ``event connection`` (or failure)."""
-    clock = _clock()
-    websocket = await WebSocket.open(
-        endpoint,
-        origin=origin,
-        ssl_context=ssl_context,
-        # Room for the core's own limit in characters, as UTF-8 bytes.
-        max_size=4 * max_frame_size,
-        timeout=timeouts.open,
-        logger=RedactingLogger(logging.getLogger("blackbox_protocol.websocket"), endpoint),
-    )
-    connection = ClientConnection(
-        session_timeout=timeouts.session,
-        offer_timeout=timeouts.offer,
-        terminate_timeout=timeouts.terminate,
-        tool_timeout=timeouts.tool,
-        max_frame_size=max_frame_size,
-    )
-    call = Call(
-        connection,
-        websocket,
-        endpoint,
-        call_type=call_type,
-        tools=tools,
-        media=media,
-        timeouts=timeouts,
-        clock=clock,
-        max_events=max_events,
-    )
-    try:
-        connection.initialize(
-            call_type, additional_data=additional_data, endpoint=phone, now=clock()
-        )
-        await call._flush()
-        while connection.state is ConnectionState.AWAITING_SESSION:
-            deadline = connection.next_deadline()
-            assert deadline is not None, "awaiting the session has a deadline"
-            with anyio.move_on_after(deadline - clock()):
-                message = await websocket.receive()
-                if message is None:
-                    connection.receive_close(websocket.close_code, websocket.close_reason)
-                else:
-                    connection.receive_frame(message, now=clock())
-            connection.handle_timer(now=clock())
-            await call._flush()
-            for event in connection.events_received():
-                call._events.put(event)
-        call._raise_failure()
-    except BaseException:
-        call._close_events()
-        with anyio.CancelScope(shield=True):
-            await websocket.abort()
-        raise
-    return call
-
-
-def _retryable(error: BlackBoxError) -> bool:
-    if isinstance(error, ConnectError):
-        return error.status is None or error.status >= 500
-    return isinstance(error, DisconnectedError | ProtocolTimeout)
-
-
-@asynccontextmanager
-async def connect(
-    token: str,
-    *,
-    call_type: CallType | str = CallType.CHAT,
-    server: str = DEFAULT_SERVER,
-    media: AudioSession | None = None,
-    tools: Mapping[str, ToolHandler] | None = None,
-    additional_data: Mapping[str, Any] | None = None,
-    origin: str | None = None,
-    phone: str | None = None,
-    allow_insecure: bool = False,
-    ssl_context: ssl.SSLContext | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    max_events: int = 1000,
-    timeouts: Timeouts = Timeouts(),
-    retry: Retry | None = None,
-) -> AsyncIterator[Call]:
-    """Start a conversation with a BlackBox agent.
-
-    The block is entered once the agent's session is ready (``event
-    connection``); leaving it terminates a live conversation and closes the
-    socket, each wait bounded. Cancellation (or Ctrl-C) sends ``terminate``
-    when it still can and closes the socket.
-
-    Args:
-        token: the web-integration token. It is never logged or shown.
-        call_type: ``chat``, ``webCall`` (needs ``media``) or ``onPhone`` (needs ``phone``).
-        server: ``wss://host[:port]``: the production service by default, the
-            other region (``RU_SERVER``), or a local emulator (``ws://`` is
-            allowed on loopback only, unless ``allow_insecure``).
-        media: the ``AudioSession`` that answers the offer of a ``webCall``.
-        tools: tool handlers by name; see ``ToolHandler``.
-        additional_data: free-form data handed to the agent.
-        origin: an ``Origin`` header, for integrations that restrict origins.
-        phone: the number the server dials, for ``onPhone``.
-        allow_insecure: allow ``ws://`` to a host that is not this machine.
-        ssl_context: TLS settings; by default the system's, with verification.
-        max_frame_size: the longest frame accepted, in characters.
-        max_events: how many unread events the call keeps; past it the oldest
-            are dropped and an ``EventsDropped`` says how many (the events that
-            end the call are always kept).
-        timeouts: every wait's bound.
-        retry: reconnect on transport failures before the conversation starts.
-
-    Raises:
-        AuthenticationError: the token is missing, unknown or expired.
-        ConfigurationError: the integration is disabled or refuses the origin.
-        ConnectError: the server cannot be reached or refused the WebSocket.
-        ProtocolTimeout: no ``event connection`` in time.
-        DisconnectedError: the socket closed before the session was ready.
-        LocalProtocolError: bad arguments, before any I/O: the server URL, the
-            token, the call type, media missing (``webCall``) or given (other
-            calls), a tool that is not callable, ``additional_data`` that is not
-            a JSON object, ``phone`` missing (``onPhone``) or given (other
-            calls), an ``origin`` that is not ``scheme://host[:port]``, a
-            ``timeouts`` or ``retry`` of the wrong type, a ``max_frame_size``
-            or ``max_events`` below 1.
-    """
-    endpoint = Endpoint.parse(server, token, allow_insecure=allow_insecure)
-    kind = check_call(
-        call_type,
-        media=media,
-        tools=tools,
-        additional_data=additional_data,
-        origin=origin,
-        phone=phone,
-        ssl_context=ssl_context,
-        max_frame_size=max_frame_size,
-        max_events=max_events,
-    )
-    if not isinstance(timeouts, Timeouts):
-        raise LocalProtocolError(f"timeouts must be a Timeouts, not {type(timeouts).__name__}")
-    if retry is not None and not isinstance(retry, Retry):
-        raise LocalProtocolError(f"retry must be a Retry or None, not {type(retry).__name__}")
-    attempt = 0
-    while True:
-        try:
-            call = await _establish(
-                endpoint,
-                call_type=kind,
-                additional_data=additional_data,
-                phone=phone,
-                origin=origin,
-                ssl_context=ssl_context,
-                max_frame_size=max_frame_size,
-                timeouts=timeouts,
-                tools=dict(tools or {}),
-                media=media,
-                max_events=max_events,
-            )
-            break
-        except BlackBoxError as exc:
-            if retry is None or attempt >= retry.attempts or not _retryable(exc):
-                raise
-            delay = retry.delay(attempt)
-            logger.info("connecting failed (%s); retrying in %g s", exc, delay)
-            await anyio.sleep(delay)
-            attempt += 1
-    raised: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as task_group:
-            call._start(task_group)
-            try:
-                yield call
-            except BaseException as exc:
-                raised = exc
-                with anyio.CancelScope(shield=True):
-                    await call._abandon()
-                raise
-            else:
-                await call._finish()
-            finally:
-                task_group.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The task group wraps what the block raised: give the app the typed
-        # error (``except DisconnectedError``) rather than a group of one.
-        if raised is not None and group.exceptions == (raised,):
-            raise raised from raised.__cause__
-        raise
-    finally:
-        call._close_events()
-        with anyio.CancelScope(shield=True):
-            await call._websocket.abort()
-            if media is not None:
-                await media.close()
-        if call.state is not ConnectionState.CLOSED:
-            # Left early (cancelled, or the block raised): the reader, cancelled,
-            # never saw the close; the socket is gone all the same.
-            websocket = call._websocket
-            call._connection.receive_close(websocket.close_code, websocket.close_reason)

@@ -15,10 +15,10 @@ from typing import Final
 import anyio
 
 from blackbox_protocol.events import (
+    ClientEvent,
     ConnectionClosed,
     ConversationEnded,
     ConversationFailed,
-    Event,
     EventsDropped,
 )
 
@@ -36,14 +36,14 @@ class EventQueue:
     """
 
     def __init__(self, limit: int) -> None:
-        self._events: deque[Event] = deque()
+        self._events: deque[ClientEvent] = deque()
         self._limit = limit
         self._endings = 0
         self._dropped = 0
         self._closed = False
         self._ready = anyio.Event()
 
-    def put(self, event: Event) -> None:
+    def put(self, event: ClientEvent) -> None:
         """Queue ``event``, dropping the oldest other event when over the limit."""
         if self._closed:
             return
@@ -54,7 +54,7 @@ class EventQueue:
             self._drop_oldest()
         self._ready.set()
 
-    async def get(self) -> Event | None:
+    async def get(self) -> ClientEvent | None:
         """The next event (``EventsDropped`` first, when some were), or ``None`` once closed."""
         while not (self._dropped or self._events or self._closed):
             if self._ready.is_set():
@@ -84,7 +84,7 @@ class EventQueue:
     def _drop_oldest(self) -> None:
         # Endings are last as a rule; a few late frames after the result can
         # queue behind one, which is then set aside and put back.
-        endings: list[Event] = []
+        endings: list[ClientEvent] = []
         while isinstance(self._events[0], _ENDINGS):
             endings.append(self._events.popleft())
         self._events.popleft()

@@ -151,6 +151,17 @@ class WebSocket:
         self._protocol.send_text(text.encode())
         await self._flush()
 
+    async def send(self, frame: str) -> None:
+        """``send_text``, as ``driving.Transport`` asks it.
+
+        Raises:
+            ConnectionError: the connection is gone.
+        """
+        try:
+            await self.send_text(frame)
+        except (*_NETWORK_ERRORS, anyio.ClosedResourceError) as exc:
+            raise ConnectionError(f"the WebSocket is closed ({type(exc).__name__})") from exc
+
     async def receive(self) -> str | bytes | None:
         """The next message, or ``None`` once the connection has closed."""
         while not self._messages:

@@ -41,6 +41,8 @@ __all__ = [
     "MAX_TURN_CHARS",
     "MAX_TURN_CHUNKS",
     "USER",
+    "Latency",
+    "Reply",
     "Turn",
     "TurnTracker",
 ]
@@ -75,6 +77,44 @@ class Turn:
     chunks: tuple[str, ...] = field(default=(), repr=False)
     #: True when the turn was longer than a turn keeps: ``text`` is its start.
     truncated: bool = False
+
+
+@frozen
+class Latency:
+    """How long the agent took to reply, from the user's words being sent."""
+
+    #: Seconds from the send to the reply's first chunk.
+    first_chunk: float
+    #: Seconds from the send to the reply's last chunk.
+    end: float
+
+
+@frozen
+class Reply:
+    """The agent's reply: what ``Call.ask`` and ``Call.wait_for_reply`` return."""
+
+    #: The reply's turn: its chunks and times.
+    turn: Turn
+    #: From the user's last chunk of text sent before the reply; ``None`` when
+    #: nothing was sent before it (a greeting).
+    latency: Latency | None = None
+
+    @property
+    def text(self) -> str:
+        """The reply's text: its chunks, joined."""
+        return self.turn.text
+
+    @property
+    def chunks(self) -> tuple[str, ...]:
+        """The reply's chunks, as they came."""
+        return self.turn.chunks
+
+    @classmethod
+    def of(cls, turn: Turn, *, sent_at: float | None) -> Reply:
+        """The reply of ``turn``, timed from ``sent_at`` (on the turn's clock) when given."""
+        if sent_at is None or sent_at > turn.started_at:
+            return cls(turn)
+        return cls(turn, Latency(turn.started_at - sent_at, turn.ended_at - sent_at))
 
 
 class _OpenTurn:
