@@ -93,6 +93,7 @@ def bench(session: nox.Session) -> None:
     for script in (
         "receive_path",
         "chat_roundtrip",
+        "event_queue",
         "chat_capacity",
         "voice_setup",
         "voice_capacity",
