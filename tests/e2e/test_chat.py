@@ -16,6 +16,7 @@ from blackbox_protocol import (
     ConnectionState,
     ConversationEnded,
     Event,
+    ReplyEnded,
     TextReceived,
     Timeouts,
     connect,
@@ -66,7 +67,10 @@ async def test_a_chat_from_greeting_to_result(blackbox_emulator: EmulatorThread)
     assert result is not None
     assert result.status == "Completed"
     assert call.result == result
-    assert rest == [ConversationEnded(result)]
+    # The reply was still open (no pause yet): the result ends it.
+    assert rest[1:] == [ConversationEnded(result)]
+    assert isinstance(rest[0], ReplyEnded)
+    assert rest[0].text == "You said: hello there"
     assert record.types(Direction.IN) == ["initialize", "incomingChatMessage", "terminate"]
     assert record.types(Direction.OUT)[-1] == "conversationResult"
     assert record.close_code == 1000

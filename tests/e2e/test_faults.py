@@ -32,6 +32,8 @@ from blackbox_protocol import (
     LocalProtocolError,
     ProtocolTimeout,
     ProtocolViolation,
+    ReplyEnded,
+    ReplyStarted,
     Retry,
     TextReceived,
     Timeouts,
@@ -67,7 +69,11 @@ async def test_drop_is_a_disconnection_without_close_code(
     assert connected.job_id == record.job_id
     assert isinstance(opened, EventReceived)
     assert opened.name == "opened"
-    assert rest == [TextReceived("assistant", GREETING[0], partial=False)]
+    # The greeting's first chunk came, and the drop cut the reply short.
+    started, text, ended = rest
+    assert (started, text) == (ReplyStarted(), TextReceived("assistant", GREETING[0], False))
+    assert isinstance(ended, ReplyEnded)
+    assert ended.text == GREETING[0]
     assert outcome.call.state is ConnectionState.CLOSED
     assert record.close_code is None
     assert record.types(Direction.IN) == ["initialize"]

@@ -28,6 +28,7 @@ from blackbox_protocol import (
     DEFAULT_MAX_PENDING_TOOLS,
     DEFAULT_MAX_SDP_SIZE,
     Call,
+    Connected,
     ConnectError,
     ConnectionState,
     ConversationEnded,
@@ -39,6 +40,8 @@ from blackbox_protocol import (
     OfferReceived,
     ProtocolViolation,
     RemoteProtocolError,
+    ReplyEnded,
+    ReplyStarted,
     Retry,
     TextReceived,
     Timeouts,
@@ -46,6 +49,7 @@ from blackbox_protocol import (
     connect,
 )
 from blackbox_protocol.messages import SdpAnswer, Terminate, WebsocketToolResponse
+from blackbox_protocol.turns import MAX_TURN_CHUNKS
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
@@ -178,12 +182,16 @@ async def test_a_flood_nobody_reads_keeps_the_newest_events_and_counts_the_rest(
                 await anyio.sleep(0.05)
             events = await events_until_the_end(call)
 
-    # Connected and the first texts went; the last 100 texts and the end stayed.
-    dropped, *texts, ended = events
-    assert dropped == EventsDropped(FLOOD + 1 - 100)
+    # Connected, the reply's start and the first texts went; the last 99 texts,
+    # the reply's end (one turn: the result ended it) and the end stayed.
+    dropped, *texts, reply, ended = events
+    assert dropped == EventsDropped(FLOOD + 3 - 100)
     assert [e.text for e in texts if isinstance(e, TextReceived)] == [
-        str(number) for number in range(FLOOD - 100, FLOOD)
+        str(number) for number in range(FLOOD - 99, FLOOD)
     ]
+    assert isinstance(reply, ReplyEnded)
+    assert reply.turn.truncated  # a turn keeps its start only, whatever the flood
+    assert len(reply.turn.chunks) == MAX_TURN_CHUNKS
     assert isinstance(ended, ConversationEnded)
     assert call.result is not None
     assert call.result.status == "Completed"
@@ -199,16 +207,18 @@ async def test_a_flood_read_slowly_loses_only_what_it_counts() -> None:
                     await anyio.sleep(0.01)  # a slow app
 
     # In order, each event is delivered or counted by the EventsDropped before it:
-    # Connected is the first event of the call, then text n is number n + 1.
+    # Connected is the first event of the call, ReplyStarted the second, then
+    # text n is number n + 2, and the reply's end comes last but the result.
+    numbers = {Connected: 0, ReplyStarted: 1, ReplyEnded: FLOOD + 2}
     position = 0
     for event in seen[:-1]:
         if isinstance(event, EventsDropped):
             position += event.count
             continue
-        number = int(event.text) + 1 if isinstance(event, TextReceived) else 0
+        number = int(event.text) + 2 if isinstance(event, TextReceived) else numbers[type(event)]
         assert number == position, (event, position)
         position += 1
-    assert position == FLOOD + 1
+    assert position == FLOOD + 3
     assert isinstance(seen[-1], ConversationEnded)
     assert any(isinstance(e, EventsDropped) for e in seen)
 

@@ -29,6 +29,8 @@ from blackbox_protocol import (
     ConversationEnded,
     Event,
     EventReceived,
+    ReplyEnded,
+    ReplyStarted,
     TextReceived,
     ToolRequested,
     connect,
@@ -85,7 +87,8 @@ async def test_a_chat_greets_echoes_replies_in_chunks_and_terminates(
     assert connected == Connected(record_id=None, job_id="plain-job-1")
     assert isinstance(opened, EventReceived)
     assert opened.name == "opened"
-    assert greeting == [TextReceived("assistant", chunk, partial=False) for chunk in GREETING]
+    assert greeting[0] == ReplyStarted()
+    assert greeting[1:] == [TextReceived("assistant", chunk, partial=False) for chunk in GREETING]
     assert call.conversation_id == "plain-job-1"
     assert said(turn) == [
         ("user", "hi there"),
@@ -95,7 +98,8 @@ async def test_a_chat_greets_echoes_replies_in_chunks_and_terminates(
     ]
     assert result is not None
     assert (result.status, result.error_message) == ("Completed", None)
-    assert [type(event) for event in rest] == [ConversationEnded]
+    # Terminated at once, the reply had no pause to end it: the result did.
+    assert [type(event) for event in rest] == [ReplyEnded, ConversationEnded]
     assert call.state is ConnectionState.CLOSED
     assert transcript[-1] == {"dir": "close", "code": 1000}
     assert [m["content"] for m in sent_by_client(transcript, "incomingChatMessage")] == ["hi there"]
