@@ -133,7 +133,13 @@ class _OpenTurn:
         self.last_at = now
         if partial:
             self.last_partial = text
-        elif len(self.chunks) < MAX_TURN_CHUNKS and self.chars + len(text) <= MAX_TURN_CHARS:
+        # Once a chunk is dropped, so are the rest: a later, smaller one would fit,
+        # but the text would then have a hole in it instead of being the turn's start.
+        elif (
+            not self.truncated
+            and len(self.chunks) < MAX_TURN_CHUNKS
+            and self.chars + len(text) <= MAX_TURN_CHARS
+        ):
             self.chunks.append(text)
             self.chars += len(text)
         else:
