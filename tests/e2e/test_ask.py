@@ -255,7 +255,7 @@ async def test_send_raw_goes_past_the_core(plain_server: PlainServer) -> None:
         async with connect(plain_server.token, server=plain_server.url) as call:
             await call.wait_for_reply()
             state = call.connection.state
-            await call.send_raw(UnknownMessage("futureHello", {"type": "futureHello"}))
+            await call.send_raw(UnknownMessage(unknown_type="futureHello"))
             assert call.connection.state is state
         (transcript,) = await anyio.to_thread.run_sync(plain_server.finished)
     sent = [line["frame"]["type"] for line in transcript if line.get("dir") == "out"]

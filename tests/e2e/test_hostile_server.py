@@ -211,12 +211,12 @@ async def test_a_flood_read_slowly_loses_only_what_it_counts() -> None:
     # text n is number n + 2, and the reply's end comes last but the result.
     numbers = {Connected: 0, ReplyStarted: 1, ReplyEnded: FLOOD + 2}
     position = 0
-    for event in seen[:-1]:
-        if isinstance(event, EventsDropped):
-            position += event.count
+    for each in seen[:-1]:
+        if isinstance(each, EventsDropped):
+            position += each.count
             continue
-        number = int(event.text) + 2 if isinstance(event, TextReceived) else numbers[type(event)]
-        assert number == position, (event, position)
+        number = int(each.text) + 2 if isinstance(each, TextReceived) else numbers[type(each)]
+        assert number == position, (each, position)
         position += 1
     assert position == FLOOD + 3
     assert isinstance(seen[-1], ConversationEnded)
