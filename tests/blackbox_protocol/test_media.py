@@ -64,10 +64,10 @@ async def test_the_context_manager_closes_once_even_when_closed_twice() -> None:
 def test_a_backend_that_cannot_interrupt_or_mute_says_so_by_name() -> None:
     session = Loopback([])
     assert session.muted is False
-    with pytest.raises(MediaError, match="^Loopback cannot interrupt the agent's audio$"):
+    with pytest.raises(MediaError, match=r"^Loopback cannot interrupt the agent's audio$"):
         session.interrupt()
     for method in (session.mute, session.unmute):
-        with pytest.raises(MediaError, match="^Loopback cannot mute the caller's audio$"):
+        with pytest.raises(MediaError, match=r"^Loopback cannot mute the caller's audio$"):
             method()
     assert session.muted is False
     assert session.state is MediaState.NEW  # refusing changed nothing
