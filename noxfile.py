@@ -100,5 +100,6 @@ def bench(session: nox.Session) -> None:
         "voice_latency",
         "soak",
         "shared_server",
+        "echo_cancellation",
     ):
         session.run("python", f"bench/{script}.py", *session.posargs)

@@ -7,7 +7,8 @@ beyond libasound2 is needed: ``blackbox_mic`` records what this script writes
 into the FIFO ``DIR/mic.fifo`` (a 440 Hz tone), ``blackbox_speaker`` plays into
 the FIFO ``DIR/speaker.fifo``, which this script reads. The ``null`` device
 keeps no time, so the FIFOs are what paces the streams. It prints one JSON
-object: what the microphone recorded and what the speaker played.
+object: what the microphone recorded and what the speaker played; then how
+much a second speaker dropped when interrupted at once, and what it played.
 
 A separate process, because PortAudio reads the ALSA configuration once, when
 sounddevice is imported.
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 MIC_TONE = 440.0
 SPEAKER_TONE = 1000.0
 RATE = 48000
+#: Everything the speaker's FIFO gave, appended by the draining thread.
+PLAYED = bytearray()
 
 CONFIG = """
 pcm.blackbox_mic {{
@@ -122,7 +125,20 @@ async def probe() -> dict[str, object]:
         await speaker.write(frame)
     await asyncio.sleep(1.0)
     await speaker.close()
+
+    # 0.5 s queued at once, then interrupted: only what PortAudio took may sound.
+    mark = len(PLAYED)
+    interrupted = SpeakerSink("blackbox_speaker")
+    for frame in speaker_frames():
+        await interrupted.write(frame)
+    dropped = interrupted.interrupt()
+    await asyncio.sleep(0.5)
+    await interrupted.close()
+    after = array("h", PLAYED[mark : len(PLAYED) // 2 * 2])
     return {
+        "played_before_interrupt": mark,
+        "interrupt_dropped": dropped,
+        "sounding_after_interrupt": sum(1 for sample in after if sample),
         "devices": devices,
         "recorded": b"".join(f.pcm for f in recorded).hex(),
         "recorded_formats": sorted({(f.sample_rate, f.channels) for f in recorded}),
@@ -133,14 +149,15 @@ async def probe() -> dict[str, object]:
 def main() -> None:
     directory = Path(sys.argv[1])
     stop = threading.Event()
-    played = bytearray()
     threading.Thread(target=feed, args=(directory / "mic.fifo", stop), daemon=True).start()
     threading.Thread(
-        target=drain, args=(directory / "speaker.fifo", played, stop), daemon=True
+        target=drain, args=(directory / "speaker.fifo", PLAYED, stop), daemon=True
     ).start()
     result = asyncio.run(probe())
     stop.set()
-    result["played"] = bytes(played[: len(played) // 2 * 2]).hex()
+    mark = result.pop("played_before_interrupt")
+    assert isinstance(mark, int)
+    result["played"] = bytes(PLAYED[: mark // 2 * 2]).hex()
     print(json.dumps(result))
 
 

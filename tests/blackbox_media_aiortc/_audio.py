@@ -23,6 +23,22 @@ def sine(frequency: float, rate: int, start: int, count: int, channels: int = 1)
     return out.tobytes()
 
 
+def voice(rate: int, start: int, count: int) -> bytes:
+    """``count`` samples of a voice-like sound (peak about 7700), from sample ``start``, as s16le.
+
+    Eleven harmonics of a pitch that wanders around 140 Hz, in syllables of
+    a third of a second: broadband and changing, as speech is. An echo
+    canceller needs that; a steady sine is the case it cannot tell apart
+    from the caller's own voice.
+    """
+    t = np.arange(start, start + count) / rate
+    # The phase of a pitch of 140 + 30 sin(2 pi 0.7 t) Hz, integrated in closed form.
+    phase = 2 * np.pi * (140 * t - 30 / (2 * np.pi * 0.7) * np.cos(2 * np.pi * 0.7 * t))
+    wave = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) ** 2
+    return np.round(4500 * wave * envelope).astype("<i2").tobytes()
+
+
 class ToneSource:
     """An ``AudioSource`` playing a sine, 20 ms per read, for as long as it is read."""
 

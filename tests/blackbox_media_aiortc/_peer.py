@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 import av
@@ -25,7 +26,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from tests.blackbox_media_aiortc._audio import AGENT_TONE, sine
+from tests.blackbox_media_aiortc._audio import AGENT_TONE, sine, voice
 
 Style = Literal["browser", "sip"]
 
@@ -33,14 +34,17 @@ RATE = 48000
 
 
 class ToneTrack(MediaStreamTrack):
-    """Sends a sine in 20 ms frames at real-time pace; silence outside ``window`` (seconds)."""
+    """Sends a sine (or, with ``frequency=None``, a voice-like sound) in 20 ms frames at
+    real-time pace; silence outside ``windows`` (seconds from the start), if given."""
 
     kind = "audio"
 
-    def __init__(self, frequency: float, window: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self, frequency: float | None, windows: Sequence[tuple[float, float]] | None = None
+    ) -> None:
         super().__init__()
         self.frequency = frequency
-        self.window = window
+        self.windows = windows
         self.started: float | None = None
         self._pts = 0
 
@@ -52,9 +56,14 @@ class ToneTrack(MediaStreamTrack):
             self._pts += RATE // 50
             await asyncio.sleep(max(0.0, self.started + self._pts / RATE - loop.time()))
         elapsed = self._pts / RATE
-        playing = self.window is None or self.window[0] <= elapsed < self.window[1]
+        playing = self.windows is None or any(a <= elapsed < b for a, b in self.windows)
         count = RATE // 50
-        pcm = sine(self.frequency, RATE, self._pts, count) if playing else bytes(2 * count)
+        if not playing:
+            pcm = bytes(2 * count)
+        elif self.frequency is None:
+            pcm = voice(RATE, self._pts, count)
+        else:
+            pcm = sine(self.frequency, RATE, self._pts, count)
         frame = av.AudioFrame(format="s16", layout="mono", samples=count)
         frame.planes[0].update(pcm)
         frame.sample_rate = RATE
@@ -64,14 +73,26 @@ class ToneTrack(MediaStreamTrack):
 
 
 class OfferingPeer:
-    """The offering side: sends ``AGENT_TONE``, keeps what it receives with arrival times."""
+    """The offering side: sends ``AGENT_TONE``, keeps what it receives with arrival times.
+
+    ``window`` (or several ``windows``) limits when the agent speaks, in
+    seconds from its track's start; ``voice`` sends a voice-like sound in
+    place of the tone.
+    """
 
     def __init__(
-        self, style: Style = "browser", *, window: tuple[float, float] | None = None
+        self,
+        style: Style = "browser",
+        *,
+        window: tuple[float, float] | None = None,
+        windows: Sequence[tuple[float, float]] | None = None,
+        voice: bool = False,
     ) -> None:
         self.style = style
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.track = ToneTrack(AGENT_TONE, window)
+        self.track = ToneTrack(
+            None if voice else AGENT_TONE, [window] if window is not None else windows
+        )
         #: (loop time of arrival, mono samples at 48 kHz) per received frame.
         self.received: list[tuple[float, np.ndarray]] = []
         self._tasks: list[asyncio.Task[None]] = []

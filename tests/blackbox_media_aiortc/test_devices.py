@@ -88,6 +88,17 @@ def test_the_speaker_plays_what_it_is_given(probed: dict[str, object]) -> None:
     assert probed["speaker_dropped"] == 0
 
 
+@virtual_devices
+def test_an_interrupted_speaker_drops_what_waits_to_be_played(probed: dict[str, object]) -> None:
+    # 0.5 s was queued; PortAudio may have taken a block or two before the interrupt.
+    dropped = probed["interrupt_dropped"]
+    assert isinstance(dropped, float)
+    assert 0.4 <= dropped <= 0.5
+    sounding = probed["sounding_after_interrupt"]
+    assert isinstance(sounding, int)
+    assert sounding <= round((0.5 - dropped) * 48000) + 960  # what was taken, and no more
+
+
 def test_without_sounddevice_the_error_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,4 +1,4 @@
-"""The session's parts alone: the sending track, the feeds, the echo gate, the PCM helpers."""
+"""The session's parts alone: the sending track, the feeds, the echo gate, the cut, PCM helpers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import av
 import pytest
 from blackbox_media_aiortc._audio import MonoResampler, to_av, to_pcm
+from blackbox_media_aiortc._cut import UtteranceCut
 from blackbox_media_aiortc._feeds import FrameQueue, StateFeed
 from blackbox_media_aiortc._loop import current_library, require_asyncio
 from blackbox_media_aiortc._track import SourceTrack
@@ -216,3 +217,61 @@ def test_the_event_loop_is_checked() -> None:
 async def test_on_asyncio_the_check_passes() -> None:
     assert current_library() == "asyncio"
     require_asyncio()
+
+
+LOUD = sine(1000, 8000, 0, 160)  # 20 ms, amplitude 8000: about -15 dBFS
+QUIET = bytes(320)
+
+
+def test_without_an_interrupt_nothing_is_cut() -> None:
+    cut = UtteranceCut()
+    assert not cut.cutting
+    assert all(cut.passes(LOUD, t * 0.02) for t in range(10))
+
+
+def test_an_interrupt_cuts_until_the_agent_is_quiet_for_the_hang() -> None:
+    cut = UtteranceCut(hang=0.8)
+    cut.interrupt(now=1.0)
+    # The agent speaks on for 1 s: all of it cut, whatever its pauses under the hang.
+    speaking = [LOUD if t % 10 < 7 else QUIET for t in range(50)]
+    assert not any(cut.passes(pcm, 1.0 + t * 0.02) for t, pcm in enumerate(speaking))
+    last_loud = 1.0 + 46 * 0.02
+    # Then quiet: still cut until 0.8 s after it was last loud, then through.
+    assert not cut.passes(QUIET, last_loud + 0.78)
+    assert cut.cutting
+    assert cut.passes(QUIET, last_loud + 0.81)
+    assert not cut.cutting
+    assert cut.passes(LOUD, last_loud + 0.83)  # its next utterance plays
+
+
+def test_after_a_gap_with_no_audio_the_next_utterance_plays() -> None:
+    cut = UtteranceCut(hang=0.8)
+    cut.interrupt(now=0.0)
+    assert not cut.passes(LOUD, 0.5)
+    assert cut.passes(LOUD, 1.4)  # nothing arrived for 0.9 s: that utterance is over
+
+
+def test_interrupting_again_restarts_the_wait_for_quiet() -> None:
+    cut = UtteranceCut(hang=0.8)
+    cut.interrupt(now=0.0)
+    assert not cut.passes(QUIET, 0.7)
+    cut.interrupt(now=0.7)
+    assert not cut.passes(QUIET, 1.4)
+    assert cut.passes(QUIET, 1.5)
+
+
+async def test_a_muted_track_reads_its_source_and_sends_silence() -> None:
+    source = ToneSource(CALLER_TONE, 8000)
+    track = SourceTrack(source, 8000)
+    assert pcm_of(await track.recv()) != bytes(320)
+    track.muted = True
+    assert pcm_of(await track.recv()) == bytes(320)
+    assert source.reads == 2  # read all the same: the file plays on, unheard
+    track.muted = False
+    assert pcm_of(await track.recv()) == source_pcm(source, 2)
+    assert track.muted_frames == 0  # that count is the half-duplex gate's
+
+
+def source_pcm(source: ToneSource, read: int) -> bytes:
+    count = source.rate // 50
+    return sine(source.frequency, source.rate, read * count, count)

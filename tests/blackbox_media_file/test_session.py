@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from blackbox_media_aiortc import AsyncioRequired
 from blackbox_media_file import ClipStarted, FileError, FileSession, FileSource, TurnScript
 from blackbox_protocol import MediaState
 
+from tests.blackbox_media_aiortc._peer import OfferingPeer as AgentPeer
 from tests.blackbox_media_file._audio import dominant_frequency, onset, read_wav, tone, write_wav
 from tests.blackbox_media_file._peer import OfferingPeer
 
@@ -188,3 +190,63 @@ async def test_a_session_closed_before_any_offer_leaves_empty_valid_files(tmp_pa
     assert session.state is MediaState.CLOSED
     assert read_wav(tmp_path / "agent.wav")[0].shape == (1, 0)
     assert read_wav(tmp_path / "call.wav")[0].shape == (2, 0)
+
+
+def loud_seconds(samples: npt.NDArray[np.int16], rate: int = 48000) -> float:
+    """How long ``samples`` has sound, in 20 ms blocks whose peak is over 1000."""
+    block = rate // 50
+    count = len(samples) // block
+    peaks = np.abs(samples[: count * block].astype(np.int32)).reshape(count, block).max(axis=1)
+    return float(np.count_nonzero(peaks > 1000)) * 0.02
+
+
+async def test_an_interrupt_shows_in_the_recordings_as_a_cut(tmp_path: Path) -> None:
+    # The agent says two things, 2.0 s then 1.0 s; the first is interrupted after 1.0 s.
+    mono, stereo = tmp_path / "agent.wav", tmp_path / "call.wav"
+    peer = AgentPeer("browser", windows=[(0.5, 2.5), (4.0, 5.0)])
+    try:
+        async with FileSession(record=mono, record_stereo=stereo) as session:
+            await peer.accept(await session.answer(await peer.offer()))
+            await until(lambda: peer.track.started is not None, 10)
+            start = peer.track.started
+            assert start is not None
+            loop_time = asyncio.get_running_loop().time
+            await anyio.sleep(max(0.0, start + 1.5 - loop_time()))
+            assert session.interrupt() == 0.0  # a recording queues nothing
+            await anyio.sleep(max(0.0, start + 5.4 - loop_time()))
+    finally:
+        await peer.close()
+
+    (agent,), _, _ = read_wav(mono)
+    (_, right), _, _ = read_wav(stereo)
+    for recorded in (agent, right):
+        # 1.0 s of the first utterance and all 1.0 s of the second: not the 3.0 s said.
+        assert loud_seconds(recorded) == pytest.approx(2.0, abs=0.3)
+        cut = onset(recorded) + round(1.1 * 48000)  # 1.0 s from its start, and some margin
+        assert not recorded[cut : cut + 48000].any()  # written as silence: the cut shows
+        second = recorded[onset(recorded[cut:]) + cut :]
+        assert dominant_frequency(second[:24000], 48000) == pytest.approx(1000, abs=3)
+
+
+async def test_mute_sends_and_records_silence_while_the_file_plays_on(
+    tmp_path: Path, clip: Path
+) -> None:
+    stereo = tmp_path / "call.wav"
+    async with OfferingPeer(THEIRS) as peer, FileSession(clip, record_stereo=stereo) as session:
+        session.mute()
+        assert session.muted
+        await connect(session, peer)
+        await until(lambda: peer.heard_seconds > 1.2, 10)
+        session.unmute()
+        session.unmute()
+        assert not session.muted
+        await until(lambda: peer.heard_seconds > 2.4, 10)
+
+    heard = peer.heard()
+    assert not np.any(np.abs(heard[:48000].astype(np.int32)) > 100)  # muted: silence went out
+    assert dominant_frequency(tone_part(heard), 48000) == pytest.approx(OURS, abs=3)
+    (left, _), _, _ = read_wav(stereo)
+    # The left channel has what was sent: silence, then the clip from where it had got to.
+    assert onset(left) > 0.9 * 48000
+    assert loud_seconds(left) < 1.6
+    assert dominant_frequency(tone_part(left), 48000) == pytest.approx(OURS, abs=3)

@@ -103,3 +103,46 @@ async def test_closing_a_tee_closes_its_source_however_it_closes(tmp_path: Path)
     assert file_source.ended
     assert sync_source.closed
     assert copies.closes == 0  # the sinks are not the tee's
+
+
+class QueueSink(ListSink):
+    def __init__(self, held: float) -> None:
+        super().__init__()
+        self.held = held
+
+    def interrupt(self) -> float:
+        return self.held
+
+
+class BrokenQueueSink(ListSink):
+    def interrupt(self) -> float:
+        raise RuntimeError("the device is gone")
+
+
+async def test_an_interrupt_reaches_the_sinks_with_a_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = BrokenQueueSink()
+    fan = FanOutSink(ListSink(), QueueSink(0.1), broken, QueueSink(0.3))
+    assert fan.interrupt() == pytest.approx(0.3)  # side by side: the most any dropped
+    assert broken not in fan.sinks  # it failed: it gets no more audio
+    assert "failed" in caplog.text
+    assert FanOutSink(ListSink()).interrupt() == 0.0
+
+
+async def test_a_muted_tee_copies_silence_and_still_returns_the_frame() -> None:
+    frame = tone_frame(440, rate=16000)
+    copy = ListSink()
+
+    class Steady:
+        async def read(self) -> AudioFrame | None:
+            return frame
+
+    tee = TeeSource(Steady(), copy, sample_rate=16000)
+    assert await tee.read() == frame
+    tee.muted = True
+    assert await tee.read() == frame  # the session sends the silence; the tee only records it
+    tee.muted = False
+    assert await tee.read() == frame
+    assert [f.pcm == bytes(len(frame.pcm)) for f in copy.frames] == [False, True, False]
+    assert {(f.sample_rate, len(f.pcm)) for f in copy.frames} == {(16000, len(frame.pcm))}

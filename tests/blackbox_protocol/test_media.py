@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from blackbox_protocol import AudioFrame, AudioSession, MediaState
+from blackbox_protocol import AudioFrame, AudioSession, MediaError, MediaState
 
 pytestmark = pytest.mark.anyio
 
@@ -59,6 +59,18 @@ async def test_the_context_manager_closes_once_even_when_closed_twice() -> None:
     assert session.state is MediaState.CLOSED
     assert session.closes == 1
     assert session.failure is None  # the contract's default: no reason known
+
+
+def test_a_backend_that_cannot_interrupt_or_mute_says_so_by_name() -> None:
+    session = Loopback([])
+    assert session.muted is False
+    with pytest.raises(MediaError, match=r"^Loopback cannot interrupt the agent's audio$"):
+        session.interrupt()
+    for method in (session.mute, session.unmute):
+        with pytest.raises(MediaError, match=r"^Loopback cannot mute the caller's audio$"):
+            method()
+    assert session.muted is False
+    assert session.state is MediaState.NEW  # refusing changed nothing
 
 
 def test_an_audio_frame_knows_its_length() -> None:

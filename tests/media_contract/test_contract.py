@@ -4,7 +4,8 @@ Each backend answers a real aiortc offer (the live SIP style and the browser
 style) on loopback: the answer comes with its candidates (no trickle ICE)
 and keeps the offer's profile, the states move forward to ``CONNECTED``, the
 agent's audio comes out of ``received_audio()`` by content, and closing is
-final and safe to repeat.
+final and safe to repeat. Every backend mutes, unmutes and interrupts, before,
+during and after the call, without breaking it.
 """
 
 from __future__ import annotations
@@ -114,3 +115,47 @@ async def test_a_backend_keeps_the_contract(backend: str, style: Style, tmp_path
     rate = frames[0].sample_rate
     skipped = int(SKIP / frames[0].duration)
     assert peak_frequency(samples(frames[skipped:]), rate) == pytest.approx(AGENT_TONE, abs=15)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+async def test_a_backend_mutes_and_interrupts(backend: str, tmp_path: Path) -> None:
+    session = BACKENDS[backend](tmp_path)
+    assert session.muted is False
+    session.mute()
+    session.mute()  # idempotent
+    assert session.muted is True
+    session.unmute()
+    session.unmute()
+    assert session.muted is False
+    assert session.interrupt() == 0.0  # before the call nothing is queued
+    peer = OfferingPeer("browser")
+    frames: list[AudioFrame] = []
+    try:
+        with anyio.fail_after(20):
+            async with session:
+                await peer.accept(await session.answer(await peer.offer()))
+                async for frame in session.received_audio():
+                    frames.append(frame)
+                    if sum(f.duration for f in frames) >= SKIP:
+                        break
+                session.mute()
+                dropped = session.interrupt()
+                assert isinstance(dropped, float)
+                assert dropped >= 0.0
+                # received_audio() goes on with what arrives: the agent's tone.
+                async for frame in session.received_audio():
+                    frames.append(frame)
+                    if sum(f.duration for f in frames) >= SKIP + LISTEN:
+                        break
+                assert state_of(session) is MediaState.CONNECTED
+                session.unmute()
+    finally:
+        await peer.close()
+    assert session.muted is False
+    session.mute()  # after the call: safe, and still said
+    assert session.muted is True
+    assert session.interrupt() == 0.0
+    skipped = int(SKIP / frames[0].duration)
+    assert peak_frequency(samples(frames[skipped:]), frames[0].sample_rate) == pytest.approx(
+        AGENT_TONE, abs=15
+    )

@@ -3,7 +3,8 @@
 ``AiortcSession`` answers the service's WebRTC offer (SIP-style or
 browser-style), plays an ``AudioSource`` as the caller and gives the agent's
 audio to an ``AudioSink``. Microphone and speaker live in
-``blackbox_media_aiortc.devices`` (the ``devices`` extra). aiortc itself is
+``blackbox_media_aiortc.devices`` (the ``devices`` extra); echo cancellation
+in ``blackbox_media_aiortc.aec`` (the ``aec`` extra). aiortc itself is
 imported only when a session answers an offer.
 """
 
@@ -13,6 +14,7 @@ from blackbox_media_aiortc.echo import EchoPolicy
 from blackbox_media_aiortc.errors import (
     AsyncioRequired,
     DeviceError,
+    EchoCancellationUnavailable,
     GatheringError,
     GatheringTimeout,
     MediaConnectTimeout,
@@ -28,6 +30,7 @@ __all__ = [
     "AudioSink",
     "AudioSource",
     "DeviceError",
+    "EchoCancellationUnavailable",
     "EchoPolicy",
     "GatheringError",
     "GatheringTimeout",

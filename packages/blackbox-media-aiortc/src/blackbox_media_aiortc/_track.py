@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio  # noqa: TID251 -- aiortc is asyncio-only: its sender awaits recv() on its loop
 import fractions
 import logging
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -13,6 +13,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from blackbox_media_aiortc._audio import MonoResampler
 from blackbox_media_aiortc.echo import HalfDuplexGate
 from blackbox_media_aiortc.sources import AudioSource
+
+if TYPE_CHECKING:
+    from blackbox_media_aiortc.aec import EchoCanceller
 
 __all__ = ["PTIME", "SourceTrack"]
 
@@ -31,23 +34,32 @@ class SourceTrack(MediaStreamTrack):
     Each ``recv()`` waits for the wall-clock time of the next 20 ms packet,
     then reads the source until 20 ms are buffered or it returns ``None``
     (the rest of the packet is then silence). A source that raises is logged
-    and read no more: the call goes on with silence.
+    and read no more: the call goes on with silence. While ``muted``, the
+    source is still read (a file plays on, a microphone keeps recording) and
+    silence is sent in its place.
 
     Args:
         source: what to play, or ``None`` for silence throughout.
         sample_rate: the rate of the frames handed to the encoder.
         gate: with half duplex, mutes what is sent while the agent is heard
             (the source is still read, and what it gives is dropped).
+        canceller: with echo cancellation, takes the agent's echo out of
+            each packet before it is sent.
     """
 
     kind = "audio"
 
     def __init__(
-        self, source: AudioSource | None, sample_rate: int, gate: HalfDuplexGate | None = None
+        self,
+        source: AudioSource | None,
+        sample_rate: int,
+        gate: HalfDuplexGate | None = None,
+        canceller: EchoCanceller | None = None,
     ) -> None:
         super().__init__()
         self._source = source
         self._gate = gate
+        self._canceller = canceller
         self._rate = sample_rate
         self._samples = round(sample_rate * PTIME)
         self._bytes = self._samples * 2
@@ -59,6 +71,8 @@ class SourceTrack(MediaStreamTrack):
         """Packets handed to the encoder so far."""
         self.muted_frames = 0
         """Of those, how many the half-duplex gate replaced with silence."""
+        self.muted = False
+        """Whether to send silence in place of the source (the session's ``mute()``)."""
 
     async def recv(self) -> av.AudioFrame:
         """The next 20 ms of audio, at its wall-clock time."""
@@ -75,9 +89,14 @@ class SourceTrack(MediaStreamTrack):
             elif wait < -_MAX_LAG:
                 self._start = loop.time() - self._pts / self._rate
         pcm = await self._next_packet()
+        if self._canceller is not None:
+            # Muted or not: the canceller keeps adapting to the room.
+            pcm = self._canceller.near(pcm)
         if self._gate is not None and self._gate.muted(loop.time()):
             pcm = bytes(self._bytes)
             self.muted_frames += 1
+        elif self.muted:
+            pcm = bytes(self._bytes)
         self.sent_frames += 1
         frame = av.AudioFrame(format="s16", layout="mono", samples=self._samples)
         frame.planes[0].update(pcm)

@@ -198,6 +198,8 @@ class SpeakerSink:
     The output stream opens at the first frame, at its rate and channel
     count. PortAudio pulls audio as it plays; when none is waiting it plays
     silence, and more than ``max_latency`` waiting drops the oldest.
+    ``interrupt()`` drops everything waiting (the session's ``interrupt()``
+    calls it); only the block PortAudio is playing, 20 ms, still sounds.
 
     Args:
         device: the output device: index, (part of) its name, or ``None`` for the default.
@@ -238,6 +240,16 @@ class SpeakerSink:
             if excess > 0:
                 del self._pending[:excess]
                 self.dropped += excess
+
+    def interrupt(self) -> float:
+        """Drop the audio waiting to be played; return its length in seconds."""
+        with self._lock:
+            waiting = len(self._pending)
+            self._pending.clear()
+        if self._format is None:
+            return 0.0
+        sample_rate, channels = self._format
+        return waiting / (2 * channels * sample_rate)
 
     def _open(self, sample_rate: int, channels: int) -> None:
         self._shut()

@@ -1,9 +1,12 @@
 """What a session does so that the agent does not hear itself: the echo policy.
 
-With a headset, or files, nothing is needed (``NONE``). With loudspeakers and
+With a headset, or files, nothing is needed (``FULL_DUPLEX``: the microphone
+is always sent, so the caller can talk over the agent). With loudspeakers and
 a microphone in the same room, the agent's voice comes back through the
-microphone; ``HALF_DUPLEX`` mutes what is sent while the agent is heard.
-Real acoustic echo cancellation (AEC) is not offered: see docs/voice-aiortc.md.
+microphone: ``HALF_DUPLEX`` mutes what is sent while the agent is heard, and
+``ECHO_CANCELLATION`` removes the agent's voice from the microphone's signal
+with WebRTC's echo canceller (the ``aec`` extra: see ``blackbox_media_aiortc.aec``),
+so the caller can still barge in. See docs/voice-aiortc.md.
 """
 
 from __future__ import annotations
@@ -29,12 +32,27 @@ HALF_DUPLEX_HANG: Final = 0.5
 
 
 class EchoPolicy(Enum):
-    """How a session keeps the agent's audio from coming back to it."""
+    """How a session keeps the agent's audio from coming back to it.
 
-    #: Send the source as it is (headsets, files, a microphone far from the speaker).
-    NONE = "none"
-    #: Send silence while the agent is heard, and for ``HALF_DUPLEX_HANG`` after.
+    ``NONE`` is the former name of ``FULL_DUPLEX`` (the same member), and
+    ``EchoPolicy("none")`` still gives it.
+    """
+
+    #: Send the source as it is, always: barge-in works. For headphones,
+    #: files, or a microphone that cannot hear the speaker.
+    FULL_DUPLEX = "full-duplex"
+    #: ``FULL_DUPLEX``'s former name, kept as an alias.
+    NONE = "full-duplex"  # noqa: PIE796 -- the alias is the point
+    #: Send silence while the agent is heard, and for ``HALF_DUPLEX_HANG`` after:
+    #: no echo, but no barge-in either. Loudspeakers, no extra needed.
     HALF_DUPLEX = "half-duplex"
+    #: Cancel the agent's echo in the source with WebRTC's AEC3 and send the
+    #: rest, always: loudspeakers with barge-in. Needs the ``aec`` extra.
+    ECHO_CANCELLATION = "echo-cancellation"
+
+    @classmethod
+    def _missing_(cls, value: object) -> EchoPolicy | None:
+        return cls.FULL_DUPLEX if value == "none" else None
 
 
 def level_dbfs(pcm: bytes) -> float:

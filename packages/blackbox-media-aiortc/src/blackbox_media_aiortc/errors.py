@@ -12,6 +12,7 @@ from blackbox_protocol import MediaError
 __all__ = [
     "AsyncioRequired",
     "DeviceError",
+    "EchoCancellationUnavailable",
     "GatheringError",
     "GatheringTimeout",
     "MediaConnectTimeout",
@@ -75,3 +76,7 @@ class AsyncioRequired(MediaError, RuntimeError):
 
 class DeviceError(MediaError):
     """A microphone or speaker cannot be used: no PortAudio, no such device, or it failed."""
+
+
+class EchoCancellationUnavailable(MediaError):
+    """Echo cancellation was asked for, and its extra is not installed (the message says how)."""

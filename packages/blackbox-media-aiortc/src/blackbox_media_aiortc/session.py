@@ -7,12 +7,14 @@ import functools
 import inspect
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from blackbox_protocol import AudioFrame, AudioSession, MediaError, MediaState
 
 from blackbox_media_aiortc import _sdp
+from blackbox_media_aiortc._cut import INTERRUPT_HANG, UtteranceCut
 from blackbox_media_aiortc._feeds import FrameQueue, StateFeed
 from blackbox_media_aiortc._loop import require_asyncio
 from blackbox_media_aiortc.echo import EchoPolicy, HalfDuplexGate
@@ -30,8 +32,9 @@ if TYPE_CHECKING:
     from aiortc.rtcicetransport import RTCIceGatherer
 
     from blackbox_media_aiortc._track import SourceTrack
+    from blackbox_media_aiortc.aec import EchoCanceller
 
-__all__ = ["RECEIVED_FRAMES_KEPT", "AiortcSession"]
+__all__ = ["INTERRUPT_HANG", "RECEIVED_FRAMES_KEPT", "AiortcSession"]
 
 logger = logging.getLogger("blackbox_media_aiortc")
 
@@ -58,6 +61,12 @@ class AiortcSession(AudioSession):
     only offered codecs). asyncio only: under trio every call raises
     ``AsyncioRequired`` at once.
 
+    ``interrupt()`` cuts the agent off: it empties the sink's playback queue
+    (if the sink has one: see ``AudioSink``) and gives the sink silence in
+    place of the agent's audio until the agent has been quiet for
+    ``INTERRUPT_HANG`` (0.8 s). ``mute()`` sends silence in place of the
+    source until ``unmute()``.
+
     Args:
         source: the caller's audio; ``None`` sends silence.
         sink: gets the agent's audio, mono at ``sample_rate``; ``None``: only
@@ -70,12 +79,18 @@ class AiortcSession(AudioSession):
             the candidates found so far are used.
         connect_timeout: seconds from the answer to a connected audio path;
             past it the state becomes ``FAILED``.
-        echo_policy: ``EchoPolicy.HALF_DUPLEX`` sends silence while the agent
-            is heard (loudspeakers); ``NONE`` sends the source as it is.
+        echo_policy: ``EchoPolicy.FULL_DUPLEX`` (alias ``NONE``) sends the
+            source as it is (headphones); ``HALF_DUPLEX`` sends silence while
+            the agent is heard (loudspeakers, no barge-in);
+            ``ECHO_CANCELLATION`` takes the agent's echo out of the source
+            (loudspeakers with barge-in; the ``aec`` extra, and a
+            ``sample_rate`` of 8000, 16000, 32000 or 48000).
 
     Raises:
         ValueError: an argument out of range, or an ICE server URL that is not one.
         AsyncioRequired: made under trio.
+        EchoCancellationUnavailable: ``ECHO_CANCELLATION`` without the ``aec``
+            extra (the message says how to install it).
     """
 
     def __init__(
@@ -87,7 +102,7 @@ class AiortcSession(AudioSession):
         ice_servers: Sequence[str] = (),
         gather_timeout: float = 2.5,
         connect_timeout: float = 10.0,
-        echo_policy: EchoPolicy = EchoPolicy.NONE,
+        echo_policy: EchoPolicy = EchoPolicy.FULL_DUPLEX,
     ) -> None:
         require_asyncio(outside_ok=True)
         if not (8000 <= sample_rate <= 192000 and sample_rate % 50 == 0):
@@ -117,6 +132,13 @@ class AiortcSession(AudioSession):
         self._gather_timeout = gather_timeout
         self._connect_timeout = connect_timeout
         self._gate = HalfDuplexGate() if echo_policy is EchoPolicy.HALF_DUPLEX else None
+        self._canceller: EchoCanceller | None = None
+        if echo_policy is EchoPolicy.ECHO_CANCELLATION:
+            from blackbox_media_aiortc.aec import EchoCanceller
+
+            self._canceller = EchoCanceller(sample_rate)
+        self._cut = UtteranceCut()
+        self._muted = False
         self._states = StateFeed()
         self._received = FrameQueue(RECEIVED_FRAMES_KEPT)
         self._pc: RTCPeerConnection | None = None
@@ -151,6 +173,59 @@ class AiortcSession(AudioSession):
     def muted_frames(self) -> int:
         """20 ms packets the half-duplex gate replaced with silence."""
         return 0 if self._track is None else self._track.muted_frames
+
+    @property
+    def muted(self) -> bool:
+        """Whether ``mute()`` is in force: silence is sent in place of the source."""
+        return self._muted
+
+    @property
+    def interrupting(self) -> bool:
+        """Whether the agent's audio is being cut from the sink now (after ``interrupt()``)."""
+        return self._cut.cutting
+
+    def interrupt(self) -> float:
+        """Cut the agent off: empty the sink's playback queue, and cut the rest of its utterance.
+
+        A sink with a playback queue (``SpeakerSink``; any sink with an
+        ``interrupt()`` method) drops what it has not played yet. Then, until
+        the agent has been quiet (or sent nothing) for ``INTERRUPT_HANG``
+        seconds, the sink gets silence in place of what arrives, so the
+        reply does not resume; the agent's next utterance plays as usual.
+        ``received_audio()`` is not affected: it yields what arrived. Calling
+        it again during a cut starts the wait for quiet anew. Safe at any
+        time, before the call or after it (then nothing is queued).
+
+        Returns:
+            Seconds of audio the sink dropped from its queue (``0.0`` for a
+            sink without one). A sink whose ``interrupt()`` fails is logged,
+            and counts ``0.0``.
+        """
+        self._cut.interrupt(time.monotonic())
+        flush = getattr(self._sink, "interrupt", None)
+        if not callable(flush) or self._sink_failed:
+            return 0.0
+        try:
+            return float(flush())
+        except Exception:
+            logger.exception("the audio sink failed to interrupt its playback")
+            return 0.0
+
+    def mute(self) -> None:
+        """Send silence in place of the source, until ``unmute()``. Idempotent.
+
+        The source is still read (a file plays on, unheard; a microphone
+        keeps recording), so the stream and its timing go on unchanged.
+        """
+        self._muted = True
+        if self._track is not None:
+            self._track.muted = True
+
+    def unmute(self) -> None:
+        """Send the source again, from its next packet. Idempotent."""
+        self._muted = False
+        if self._track is not None:
+            self._track.muted = False
 
     async def answer(self, offer: str) -> str:
         """Answer the server's offer; return once ICE gathering is complete (or capped).
@@ -257,7 +332,8 @@ class AiortcSession(AudioSession):
             await pc.setRemoteDescription(RTCSessionDescription(sdp=normalized.sdp, type="offer"))
         except Exception as exc:  # aiortc says no with ValueError, OperationError...
             raise OfferError(f"aiortc refuses it ({type(exc).__name__}: {exc})") from exc
-        self._track = SourceTrack(self._source, self.sample_rate, self._gate)
+        self._track = SourceTrack(self._source, self.sample_rate, self._gate, self._canceller)
+        self._track.muted = self._muted
         pc.addTrack(self._track)
         answer = await pc.createAnswer()
         await self._gather(pc)
@@ -338,6 +414,10 @@ class AiortcSession(AudioSession):
                 self._gate.heard(pcm, loop.time())
             frame = AudioFrame(pcm, self.sample_rate, 1)
             self._received.put(frame)
+            if not self._cut.passes(pcm, time.monotonic()):
+                frame = AudioFrame(bytes(len(pcm)), self.sample_rate, 1)
+            if self._canceller is not None:
+                self._canceller.far(frame.pcm)  # what the speaker plays
             if self._sink is not None and not self._sink_failed:
                 try:
                     await self._sink.write(frame)

@@ -9,6 +9,12 @@ delays what is received.
 A source or sink that owns something to release (a device, a file) may also
 define ``async def close(self) -> None``: the session calls a source's once
 when it closes (a sink's ``close()`` is part of the protocol and always called).
+
+A sink that queues audio before playing it (a speaker) may also define
+``def interrupt(self) -> float``: drop what is queued and not yet played, and
+return its length in seconds. The session's ``interrupt()`` calls it (on the
+event loop; it must not block), then gives the sink silence in place of the
+rest of the agent's utterance.
 """
 
 from __future__ import annotations

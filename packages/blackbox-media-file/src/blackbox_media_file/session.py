@@ -46,6 +46,13 @@ class FileSession(AudioSession):
     - ``record_stereo``: both sides on one timeline (left: sent, right:
       received), to a stereo 16-bit WAV.
 
+    ``interrupt()`` and ``mute()`` act on the recordings as they do on a
+    speaker and a microphone: the agent's interrupted utterance is recorded
+    as silence until the agent goes quiet (a recording has no playback
+    queue: nothing is dropped, the cut shows in the file on the call's
+    timeline), and while muted the file plays on unheard, silence is sent,
+    and the stereo recording's left channel has that silence.
+
     Recordings are valid WAV files at every moment of the call; ``close()``
     finishes them (and is idempotent), even when the call is cancelled or
     failed. Every file is opened when the session is made, so a bad path fails
@@ -127,8 +134,9 @@ class FileSession(AudioSession):
                 self.recorder = WavRecorder(record, sample_rate=sample_rate)
             if record_stereo is not None:
                 self.stereo = StereoRecorder(record_stereo, sample_rate=sample_rate)
+            self._tee = self._source(sample_rate)
             self.session: AiortcSession = AiortcSession(
-                self._source(sample_rate), self._sink(), sample_rate=sample_rate, **aiortc_options
+                self._tee, self._sink(), sample_rate=sample_rate, **aiortc_options
             )
             """The aiortc session doing the WebRTC work."""
         except BaseException:
@@ -149,6 +157,40 @@ class FileSession(AudioSession):
     def state(self) -> MediaState:
         """The media's current state (the aiortc session's)."""
         return self.session.state
+
+    @property
+    def muted(self) -> bool:
+        """Whether ``mute()`` is in force (the aiortc session's)."""
+        return self.session.muted
+
+    def interrupt(self) -> float:
+        """Cut the agent off (see ``AiortcSession.interrupt``).
+
+        The recordings and a turn script get silence in place of the rest of
+        the agent's utterance; a turn script hears it as the agent stopping,
+        and plays its next clip ``silence_after_agent`` later.
+
+        Returns:
+            ``0.0``: the recordings write each frame as it comes, so nothing
+            is queued to drop.
+        """
+        return self.session.interrupt()
+
+    def mute(self) -> None:
+        """Send silence in place of what plays, until ``unmute()``. Idempotent.
+
+        The file or turn script goes on playing at its pace, unheard; the
+        stereo recording's sent channel records the silence that was sent.
+        """
+        self.session.mute()
+        if isinstance(self._tee, TeeSource):
+            self._tee.muted = True
+
+    def unmute(self) -> None:
+        """Send what plays again, from its next packet. Idempotent."""
+        self.session.unmute()
+        if isinstance(self._tee, TeeSource):
+            self._tee.muted = False
 
     async def answer(self, offer: str) -> str:
         """Answer the server's offer (see ``AudioSession.answer``)."""

@@ -45,6 +45,27 @@ class FanOutSink:
                 _log.exception("%r failed; it gets no more audio", sink)
                 self.sinks.remove(sink)
 
+    def interrupt(self) -> float:
+        """Pass ``interrupt()`` on to the sinks that have one (see ``AudioSink``).
+
+        Returns:
+            The most any of them dropped, in seconds (they queue the same
+            audio side by side, so their drops overlap); ``0.0`` if none
+            has a queue. A sink whose ``interrupt()`` raises is logged and
+            given no more frames.
+        """
+        dropped = 0.0
+        for sink in list(self.sinks):
+            flush = getattr(sink, "interrupt", None)
+            if not callable(flush):
+                continue
+            try:
+                dropped = max(dropped, float(flush()))
+            except Exception:
+                _log.exception("%r failed; it gets no more audio", sink)
+                self.sinks.remove(sink)
+        return dropped
+
     async def close(self) -> None:
         """Close every sink, the dropped ones too, even if some fail. Idempotent.
 
@@ -69,8 +90,11 @@ class TeeSource:
     """An audio source that plays another and copies what it plays to sinks.
 
     The session sends 20 ms of silence when its source has nothing; the sinks
-    get that silence too, so they hear exactly what was sent. A failing sink is
-    logged and dropped, as in ``FanOutSink``.
+    get that silence too, so they hear exactly what was sent. While ``muted``
+    is true, they get silence in place of each frame too (the frame still
+    goes to the session): set it with the session's ``mute()``, as
+    ``FileSession`` does. A failing sink is logged and dropped, as in
+    ``FanOutSink``.
 
     Args:
         source: what to play.
@@ -87,11 +111,20 @@ class TeeSource:
         self.source = source
         self.sinks = FanOutSink(*sinks)
         self._silence = AudioFrame(_pcm.silence(frame_samples(sample_rate)), sample_rate, 1)
+        self.muted = False
+        """Whether the sinks get silence in place of the frames (the session is muted)."""
 
     async def read(self) -> AudioFrame | None:
         """The source's next frame (``None`` included), after copying it to the sinks."""
         frame = await self.source.read()
-        await self.sinks.write(self._silence if frame is None else frame)
+        if frame is None:
+            await self.sinks.write(self._silence)
+        elif self.muted:
+            await self.sinks.write(
+                AudioFrame(bytes(len(frame.pcm)), frame.sample_rate, frame.channels)
+            )
+        else:
+            await self.sinks.write(frame)
         return frame
 
     async def close(self) -> None:

@@ -85,6 +85,50 @@ class AudioSession(ABC):
         """Why the media failed, once it has (``state`` is ``FAILED``); backends that know say."""
         return None
 
+    @property
+    def muted(self) -> bool:
+        """Whether the caller's audio is muted (``mute()``): silence is sent in its place."""
+        return False
+
+    def interrupt(self) -> float:
+        """Cut the agent off: drop its audio queued for playback, and the rest of its utterance.
+
+        What is queued and not yet played (to a speaker) or written (to a
+        recording) is dropped; from now on, the agent's audio given to the
+        playback side is replaced by silence until the agent goes quiet, so
+        an interrupted reply does not resume where it was cut. Its next
+        utterance plays as usual. The audio ``received_audio()`` yields is
+        not affected: it is what arrived. Backends say how they define
+        "queued" and "quiet".
+
+        Returns:
+            The seconds of audio dropped from playback queues by this call
+            (``0.0`` when nothing was waiting).
+
+        Raises:
+            MediaError: the backend cannot interrupt (this default).
+        """
+        raise MediaError(f"{type(self).__name__} cannot interrupt the agent's audio")
+
+    def mute(self) -> None:
+        """Stop sending the caller's audio; silence is sent instead. Idempotent.
+
+        The media stream goes on (silence keeps its timing alive); ``muted``
+        becomes ``True`` until ``unmute()``.
+
+        Raises:
+            MediaError: the backend cannot mute (this default).
+        """
+        raise MediaError(f"{type(self).__name__} cannot mute the caller's audio")
+
+    def unmute(self) -> None:
+        """Send the caller's audio again after ``mute()``. Idempotent.
+
+        Raises:
+            MediaError: the backend cannot mute (this default).
+        """
+        raise MediaError(f"{type(self).__name__} cannot mute the caller's audio")
+
     @abstractmethod
     async def answer(self, offer: str) -> str:
         """Answer the server's SDP offer.
