@@ -386,6 +386,53 @@ class Call:
         except ConnectionError as exc:
             raise LocalProtocolError(f"cannot send: {exc}") from None
 
+    # Voice.
+
+    def interrupt(self) -> float:
+        """Stop the agent's audio now: drop what is queued for playback, and the rest of it.
+
+        The rest of the agent's utterance is dropped too, until its audio goes
+        quiet (see the backend), so an interrupted reply does not resume. The
+        conversation is not told: the agent goes on unless the caller speaks.
+
+        Returns:
+            The seconds of queued audio dropped.
+
+        Raises:
+            LocalProtocolError: not a voice call.
+            MediaError: the backend cannot interrupt.
+        """
+        return self._voice("interrupt").interrupt()
+
+    def mute(self) -> None:
+        """Stop sending the caller's audio (silence goes instead); ``unmute`` resumes it.
+
+        Raises:
+            LocalProtocolError: not a voice call.
+            MediaError: the backend cannot mute.
+        """
+        self._voice("mute").mute()
+
+    def unmute(self) -> None:
+        """Resume sending the caller's audio.
+
+        Raises:
+            LocalProtocolError: not a voice call.
+            MediaError: the backend cannot mute.
+        """
+        self._voice("unmute").unmute()
+
+    @property
+    def muted(self) -> bool:
+        """Whether the caller's audio is muted (``False`` in a chat)."""
+        return self._media is not None and self._media.muted
+
+    def _voice(self, verb: str) -> AudioSession:
+        if self._media is None:
+            kind = self.call_type.value if self.call_type else "call"
+            raise LocalProtocolError(f"{verb}() is for voice calls, not a {kind}")
+        return self._media
+
     async def terminate(self) -> ConversationResultData | None:
         """End the conversation and wait (bounded) for its result.
 

@@ -161,6 +161,23 @@ class Call:
         """End the conversation and return its result (bounded wait)."""
         return self._run(self._call.terminate)
 
+    def interrupt(self) -> float:
+        """Stop the agent's audio now (see the async ``interrupt``); the seconds dropped."""
+        return self._in_loop(self._call.interrupt)
+
+    def mute(self) -> None:
+        """Stop sending the caller's audio."""
+        self._in_loop(self._call.mute)
+
+    def unmute(self) -> None:
+        """Resume sending the caller's audio."""
+        self._in_loop(self._call.unmute)
+
+    @property
+    def muted(self) -> bool:
+        """Whether the caller's audio is muted."""
+        return self._call.muted
+
     def close(self) -> None:
         """End the call (terminate, bounded wait for the close), and stop its thread. Idempotent."""
         if self._closed:
@@ -209,6 +226,12 @@ class Call:
                 self._portal.call(remove)
 
         return remove_from_any_thread
+
+    def _in_loop(self, function: Callable[[], T]) -> T:
+        """Call ``function`` on the call's loop (the media lives there), and return its value."""
+        if self._closed:
+            raise LocalProtocolError("the call is closed")
+        return self._portal.call(function)
 
     def _run(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``function(*args, **kwargs)`` on the call's loop, and return what it returns."""
