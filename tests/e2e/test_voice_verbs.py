@@ -12,12 +12,15 @@ from pathlib import Path
 
 import anyio
 import blackbox_protocol as bb
+import numpy as np
 import pytest
 from blackbox_emulator import EmulatorThread, run_in_thread
-from blackbox_emulator.speech import AGENT_TONES_HZ
+from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
+from blackbox_media_aiortc import AiortcSession
 from blackbox_media_file import FileSession
 from blackbox_protocol import sync
 
+from tests.blackbox_media_aiortc._audio import RecordingSink, ToneSource, samples
 from tests.blackbox_media_file._audio import read_wav, tone, write_wav
 from tests.e2e.test_voice import GREETING, TOKEN, has_tone
 
@@ -99,3 +102,22 @@ def test_a_voice_call_through_the_sync_api(tmp_path: Path, clip: Path) -> None:
     assert result == bb.ConversationResultData(status="Completed")
     for frequency in AGENT_TONES_HZ[:3]:
         assert has_tone(recording, frequency), f"{frequency} Hz not heard"
+
+
+def test_an_aiortc_session_through_the_sync_api() -> None:
+    sink = RecordingSink()
+    with run_in_thread(token=TOKEN) as emu:
+        session = AiortcSession(ToneSource(440.0), sink)
+        with sync.connect(
+            emu.token, server=emu.server, call_type="webCall", media=session, reply_pause=PAUSE
+        ) as call:
+            greeting = call.wait_for_reply(timeout=LIMIT)
+            time.sleep(1.5)  # the last utterance plays as its text is sent
+            result = call.terminate()
+
+    assert greeting.text == "".join(GREETING)
+    assert result == bb.ConversationResultData(status="Completed")
+    rate = sink.frames[0].sample_rate
+    found = dominant_frequencies(samples(sink.frames).astype(np.int16), rate)
+    for frequency in AGENT_TONES_HZ[:3]:
+        assert any(abs(f - frequency) < 15 for f in found), f"{frequency} Hz not heard"
