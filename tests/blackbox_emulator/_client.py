@@ -1,8 +1,9 @@
-"""Minimal test clients: ``ClientConnection`` over websockets' asyncio, sync and trio clients.
+"""Minimal test clients: ``ClientConnection`` on ``driving.Driver``, over websockets' clients.
 
-The SDK's own driver is built elsewhere; these tests need only a thin,
-predictable one: feed every frame to the core, hand back its events one by
-one, send what it queues.
+The SDK's own ``connect()`` is tested elsewhere; these tests need a thin,
+predictable client that hands back the core's events one by one. The loop
+is the SDK's one (``Driver``); what is here is the transports (websockets'
+asyncio, trio and sync clients) and the tests' verbs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+import anyio
+import anyio.to_thread
 from blackbox_protocol import (
     ClientConnection,
     Connected,
@@ -23,10 +26,14 @@ from blackbox_protocol import (
     Event,
     TextReceived,
 )
-from websockets.asyncio.client import ClientConnection as WebSocket
+from blackbox_protocol.driving import Driver, Transport
+from websockets.asyncio.client import ClientConnection as AsyncioWebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
+from websockets.protocol import Protocol
+from websockets.sync.client import ClientConnection as SyncWebSocket
 from websockets.sync.client import connect as connect_sync
+from websockets.trio.client import ClientConnection as TrioWebSocket
 from websockets.trio.client import connect as connect_trio
 from websockets.typing import Origin
 
@@ -34,49 +41,127 @@ __all__ = ["CLIENT_LOGGER", "Client", "chat_sync", "chat_trio", "open_client"]
 
 #: The test client's websockets logger: it logs the URL (token included), the emulator must not.
 CLIENT_LOGGER = logging.getLogger("tests.client")
+#: The longest a scenario (``chat_sync``, ``chat_trio``) may take.
+_SCENARIO_BOUND: Final = 10.0
+#: The sync client's longest blocking read: how late the core's deadline may be acted on.
+_SYNC_POLL: Final = 0.05
 
 E = TypeVar("E", bound=Event)
 
 
-class Client:
-    """One conversation from the client's side."""
+class _Closing:
+    """The close code and reason of a websockets connection, as ``Transport`` gives them."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+
+    @property
+    def close_code(self) -> int | None:
+        received = self._protocol.close_rcvd
+        return None if received is None else received.code
+
+    @property
+    def close_reason(self) -> str:
+        received = self._protocol.close_rcvd
+        return "" if received is None else received.reason
+
+
+class _AsyncSocket(_Closing):
+    """websockets' asyncio or trio client as a ``Transport``; records each frame's size."""
+
+    def __init__(self, websocket: AsyncioWebSocket | TrioWebSocket, sizes: list[int]) -> None:
+        super().__init__(websocket.protocol)
+        self._ws = websocket
+        self._sizes = sizes
+
+    async def receive(self) -> str | bytes | None:
+        # websockets' recv loses nothing when cancelled (the Driver's deadline).
+        try:
+            frame = await self._ws.recv()
+        except WebSocketClosed:
+            return None
+        self._sizes.append(len(frame))
+        return frame
+
+    async def send(self, frame: str) -> None:
+        try:
+            await self._ws.send(frame)
+        except WebSocketClosed as exc:
+            # The server may refuse (and close) before the client's first frame goes out.
+            raise ConnectionError("the WebSocket is closed") from exc
+
+
+class _SyncSocket(_Closing):
+    """websockets' sync client as a ``Transport``, for a Driver under ``anyio.run``.
+
+    Its ``recv`` blocks a worker thread, which cannot be cancelled: each read
+    waits at most ``_SYNC_POLL``, so the Driver's deadline cancels between
+    reads and no frame is lost.
+    """
+
+    def __init__(self, websocket: SyncWebSocket) -> None:
+        super().__init__(websocket.protocol)
+        self._ws = websocket
+
+    async def receive(self) -> str | bytes | None:
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(self._ws.recv, _SYNC_POLL)
+            except TimeoutError:
+                continue
+            except WebSocketClosed:
+                return None
+
+    async def send(self, frame: str) -> None:
+        try:
+            # Thread-safe beside the reading thread's recv, and quick on loopback.
+            self._ws.send(frame)
+        except WebSocketClosed as exc:
+            raise ConnectionError("the WebSocket is closed") from exc
+
+
+class Client:
+    """One conversation from the client's side, stepped by the test."""
+
+    def __init__(self, websocket: AsyncioWebSocket) -> None:
         self.websocket = websocket
-        self.core = ClientConnection()
-        #: Every event handed out so far.
-        self.events: list[Event] = []
         #: The size of every frame received, in characters or bytes.
         self.frame_sizes: list[int] = []
+        self.core = ClientConnection(wall_clock=time.time)
+        self.driver = Driver(self.core, _AsyncSocket(websocket, self.frame_sizes))
+        #: Every event handed out so far.
+        self.events: list[Event] = []
         self._pending: deque[Event] = deque()
 
     async def initialize(
         self, call_type: str = "chat", additional_data: dict[str, Any] | None = None
     ) -> None:
-        self.core.initialize(call_type, additional_data=additional_data, now=time.time())
+        self.core.initialize(call_type, additional_data=additional_data, now=self.driver.now())
         await self._flush()
 
     async def send_text(self, text: str) -> None:
-        self.core.send_text(text, now=time.time())
+        self.core.send_text(text, now=self.driver.now())
         await self._flush()
 
     async def answer(self, sdp: str) -> None:
-        self.core.answer(sdp, now=time.time())
+        self.core.answer(sdp, now=self.driver.now())
         await self._flush()
 
     async def reply_to_tool(self, tool_id: str, result: Any) -> None:
-        self.core.reply_to_tool(tool_id, result, now=time.time())
+        self.core.reply_to_tool(tool_id, result, now=self.driver.now())
         await self._flush()
 
     async def terminate(self) -> None:
-        self.core.terminate(now=time.time())
+        self.core.terminate(now=self.driver.now())
         await self._flush()
 
     async def next_event(self, timeout: float = 5.0) -> Event:
         """The next event; ``TimeoutError`` if none comes in time, ``EOFError`` after the close."""
         async with asyncio.timeout(timeout):
             while not self._pending:
-                await self._receive()
+                if self.core.state is ConnectionState.CLOSED:
+                    raise EOFError("the connection is closed")
+                self._pending.extend(await self.driver.step())
         event = self._pending.popleft()
         self.events.append(event)
         return event
@@ -101,29 +186,8 @@ class Client:
         """The events of ``kind`` handed out so far."""
         return [event for event in self.events if isinstance(event, kind)]
 
-    async def _receive(self) -> None:
-        if self.core.state.value == "closed":
-            raise EOFError("the connection is closed")
-        try:
-            frame = await self.websocket.recv()
-        except WebSocketClosed as closed:
-            code = None if closed.rcvd is None else closed.rcvd.code
-            reason = "" if closed.rcvd is None else closed.rcvd.reason
-            self.core.receive_close(code, reason)
-        else:
-            self.frame_sizes.append(len(frame))
-            self.core.receive_frame(frame, now=time.time())
-        self._pending.extend(self.core.events_received())
-        await self._flush()
-
     async def _flush(self) -> None:
-        for frame in self.core.frames_to_send():
-            try:
-                await self.websocket.send(frame)
-            except WebSocketClosed:
-                # The server may refuse (and close) before the client's first
-                # frame goes out; the close is read, and reported, by _receive.
-                return
+        self._pending.extend(await self.driver.flush())
 
 
 @asynccontextmanager
@@ -141,72 +205,44 @@ async def open_client(
         yield Client(websocket)
 
 
-class _ChatScenario:
-    """Greeting, one message (when connected), terminate once it is echoed back."""
+async def _chat(transport: Transport, text: str) -> list[Event]:
+    """Greeting, one message (when connected), terminate once it is echoed back; every event.
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.core = ClientConnection()
-        self.events: list[Event] = []
-        self.core.initialize("chat", now=time.time())
-
-    @property
-    def over(self) -> bool:
-        return self.core.state is ConnectionState.CLOSED
-
-    def received(self, frame: str | bytes) -> list[str]:
-        self.core.receive_frame(frame, now=time.time())
-        return self._act()
-
-    def closed(self, error: WebSocketClosed) -> None:
-        rcvd = error.rcvd
-        self.core.receive_close(
-            None if rcvd is None else rcvd.code, "" if rcvd is None else rcvd.reason
-        )
-        self._act()
-
-    def _act(self) -> list[str]:
-        for event in self.core.events_received():
-            self.events.append(event)
+    The server closes the socket after the result; the scenario waits for
+    that (bounded), as ``Client`` does, rather than closing first.
+    """
+    core = ClientConnection(wall_clock=time.time)
+    driver = Driver(core, transport)
+    seen: list[Event] = []
+    core.initialize("chat", now=driver.now())
+    pending = deque(await driver.flush())
+    with anyio.fail_after(_SCENARIO_BOUND):
+        while pending or core.state is not ConnectionState.CLOSED:
+            if not pending:
+                pending.extend(await driver.step())
+                continue
+            event = pending.popleft()
+            seen.append(event)
             if isinstance(event, Connected):
-                self.core.send_text(self.text, now=time.time())
+                core.send_text(text, now=driver.now())
             elif isinstance(event, TextReceived) and (event.source, event.text) == (
                 "assistant",
-                self.text,
+                text,
             ):
-                self.core.terminate(now=time.time())
-        return self.core.frames_to_send()
+                core.terminate(now=driver.now())
+            else:
+                continue
+            pending.extend(await driver.flush())
+    return seen
 
 
 def chat_sync(url: str, text: str) -> list[Event]:
     """A short chat with websockets' sync client; every event, in order."""
-    chat = _ChatScenario(text)
     with connect_sync(url, close_timeout=2, logger=CLIENT_LOGGER) as websocket:
-        for frame in chat.core.frames_to_send():
-            websocket.send(frame)
-        while not chat.over:
-            try:
-                received = websocket.recv(timeout=5)
-            except WebSocketClosed as closed:
-                chat.closed(closed)
-            else:
-                for frame in chat.received(received):
-                    websocket.send(frame)
-    return chat.events
+        return anyio.run(_chat, _SyncSocket(websocket), text)
 
 
 async def chat_trio(url: str, text: str) -> list[Event]:
     """The same chat with websockets' trio client (run it under ``trio.run``)."""
-    chat = _ChatScenario(text)
     async with connect_trio(url, close_timeout=2, logger=CLIENT_LOGGER) as websocket:
-        for frame in chat.core.frames_to_send():
-            await websocket.send(frame)
-        while not chat.over:
-            try:
-                received = await websocket.recv()
-            except WebSocketClosed as closed:
-                chat.closed(closed)
-            else:
-                for frame in chat.received(received):
-                    await websocket.send(frame)
-    return chat.events
+        return await _chat(_AsyncSocket(websocket, []), text)

@@ -1,18 +1,14 @@
 """One socket's conversation: the ``ServerConnection`` core driven over websockets.
 
-The loop is the usual sans-IO driver: receive a frame (or let the core's
-deadline pass), feed it to the core, act on the core's events, send the
-frames it queued. The agent's decisions come from ``ScriptedAgent``; the
-faults act at fixed points (after ``initialize``, after ``event connection``,
-at the offer, after each agent text chunk, before the end). Everything is
-sequential, so a message that arrives while the agent is speaking (pacing its
-chunks, or voicing them in a call) waits for the reply to end.
-
-The limits of a shared server act here: frames are read no faster than the
-connection's token bucket allows (unread frames wait in the socket: the
-client's sends slow down, as with any busy server), and a frame or a close
-that cannot be sent for ``idle_timeout`` (a client that reads nothing) aborts
-the connection.
+The loop is the SDK's own, ``driving.Driver``, over the accepted socket
+(``_socket.RecordedSocket``: paced reads, bounded sends, every frame
+recorded). This module acts on the core's events: the agent's decisions come
+from ``ScriptedAgent``; the faults act at fixed points (after ``initialize``,
+after ``event connection``, at the offer, after each agent text chunk, before
+the end); once the core says the conversation is over (``should_close``), the
+socket is closed. Everything is sequential, so a message that arrives while
+the agent is speaking (pacing its chunks, or voicing them in a call) waits
+for the reply to end.
 """
 
 from __future__ import annotations
@@ -22,17 +18,14 @@ import importlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections import deque
 from pathlib import Path
 from typing import Final
 
 from blackbox_protocol import (
     AnswerReceived,
-    BlackBoxError,
     ChatMessageReceived,
     ConnectionClosed,
-    ConversationFailed,
-    DisconnectedError,
     InitializeReceived,
     ProtocolViolation,
     ServerConnection,
@@ -43,13 +36,14 @@ from blackbox_protocol import (
     encode,
 )
 from blackbox_protocol import Event as CoreEvent
+from blackbox_protocol.driving import Driver
 from blackbox_protocol.errors import NOT_ENABLED
 from blackbox_protocol.messages import CallType, ConversationResultData, SdpInvite, SdpInviteData
 from websockets.asyncio.server import ServerConnection as WebSocket
-from websockets.exceptions import ConnectionClosed as WebSocketClosed
 
-from blackbox_emulator._bucket import TokenBucket, frame_cost
+from blackbox_emulator._bucket import TokenBucket
 from blackbox_emulator._sdp import bad_offer, candidate_hosts, next_version, redirect_candidates
+from blackbox_emulator._socket import RecordedSocket, Stalled
 from blackbox_emulator.agent import Action, AskTool, Finish, Say, ScriptedAgent
 from blackbox_emulator.faults import (
     DUPLICATE_OFFER_AFTER,
@@ -58,7 +52,7 @@ from blackbox_emulator.faults import (
     garbage_frames,
 )
 from blackbox_emulator.media import MediaFactory, MediaHook
-from blackbox_emulator.records import ConversationRecord, Direction
+from blackbox_emulator.records import ConversationRecord
 from blackbox_emulator.script import AgentScript, VoiceOptions
 
 __all__ = ["MEDIA_FAILED", "Conversation"]
@@ -69,23 +63,14 @@ _log = logging.getLogger("blackbox_emulator.conversation")
 MEDIA_FAILED: Final = "the emulator's media failed"
 #: PROTOCOL.md gives no close code after an error frame; 1008 (policy) fits them all.
 _ERROR_CLOSE: Final = 1008
-#: The close code websockets reports when no close frame came (never on the wire).
-_NO_CLOSE_FRAME: Final = 1006
-
-
-class _Timer:
-    """What ``_receive`` returns when the core's deadline passed first."""
-
-
-_TIMER: Final = _Timer()
 
 
 class _Dropped(Exception):
     """The ``drop`` fault aborted the connection: stop at once."""
 
 
-class _Stalled(Exception):
-    """A send or the close waited ``idle_timeout`` on a client that reads nothing: aborted."""
+class _Gone(Exception):
+    """A send found the socket closed: the client went away; stop acting."""
 
 
 class Conversation:
@@ -125,7 +110,6 @@ class Conversation:
         bucket: TokenBucket | None,
         idle_timeout: float | None,
     ) -> None:
-        self._ws = websocket
         self._record = record
         self._script = script
         self._fault = fault
@@ -133,10 +117,6 @@ class Conversation:
         self._media: MediaHook | None = None
         self._voice = voice if voice is not None else script.voice
         self._record_dir = record_dir
-        self._bucket = bucket
-        self._idle_timeout = idle_timeout
-        #: Whether reading has been held back by the bucket (logged once).
-        self._throttled = False
         #: Whether the media flows, so the agent's chunks are voiced.
         self._speaking = False
         #: The ``no-ice`` fault's socket that swallows the client's ICE checks.
@@ -146,9 +126,17 @@ class Conversation:
         # Replaced at ``initialize`` by one given the request's ``additionalData``;
         # before it, the core lets nothing that reaches the agent through.
         self._agent = ScriptedAgent(script)
+        # Deadlines on the monotonic clock; the wire's timestamps (and the record's) on the wall's.
         self._core = ServerConnection(
-            now=time.time(), initialize_timeout=initialize_timeout, max_frame_size=max_frame_size
+            now=time.monotonic(),
+            initialize_timeout=initialize_timeout,
+            max_frame_size=max_frame_size,
+            wall_clock=time.time,
         )
+        self._socket = RecordedSocket(websocket, record, bucket=bucket, idle_timeout=idle_timeout)
+        self._driver = Driver(self._core, self._socket, clock=time.monotonic)
+        #: The core's events not yet acted on, oldest first.
+        self._events: deque[CoreEvent] = deque()
         self._garbage = garbage_frames(time.time()) if fault is Fault.GARBAGE else []
         self._done = False
 
@@ -161,83 +149,28 @@ class Conversation:
         """
         try:
             if refusal is not None:
-                self._core.send_error(refusal, now=time.time())
-                await self._drain_events()
+                self._core.send_error(refusal, now=self._driver.now())
+                await self._flush()
             while not self._done:
-                await self._step()
-        except WebSocketClosed:
+                if not self._events and not self._core.should_close:
+                    self._events.extend(await self._driver.step())
+                    self._check_gone()
+                if self._events:
+                    await self._on(self._events.popleft())
+                    await self._flush()
+                # The events left unread after the end are no news to act on.
+                if self._core.should_close and not self._done:
+                    await self._close()
+        except _Gone:
             # The client went away while the emulator was sending; what it
             # sent before it went (a ``terminate``, typically) still arrived.
-            await self._record_the_rest()
-        except (_Dropped, _Stalled):
+            await self._socket.record_the_rest()
+        except (_Dropped, Stalled):
             self._record.close_code = None
             return
         finally:
             await self._stop_media()
-        code = self._ws.close_code
-        self._record.close_code = None if code == _NO_CLOSE_FRAME else code
-
-    # The loop.
-
-    async def _step(self) -> None:
-        received = await self._receive()
-        now = time.time()
-        if isinstance(received, _Timer):
-            self._core.handle_timer(now=now)
-        elif received is not None:
-            self._record.add(Direction.IN, received, now)
-            self._core.receive_frame(received, now=now)
-        await self._drain_events()
-
-    async def _receive(self) -> str | bytes | _Timer | None:
-        """The next frame, ``_TIMER`` when the deadline passed, ``None`` once closed."""
-        deadline = self._core.next_deadline()
-        try:
-            if deadline is None:
-                return await self._read()
-            async with asyncio.timeout(max(0.0, deadline - time.time())):
-                return await self._read()
-        except TimeoutError:
-            return _TIMER
-        except WebSocketClosed as closed:
-            code = None if closed.rcvd is None else closed.rcvd.code
-            reason = "" if closed.rcvd is None else closed.rcvd.reason
-            self._core.receive_close(code, reason)
-            return None
-
-    async def _read(self) -> str | bytes:
-        """The next frame, once the bucket has a token for it.
-
-        Raises:
-            websockets.exceptions.ConnectionClosed: the socket closed.
-        """
-        if self._bucket is None:
-            return await self._ws.recv()
-        delay = self._bucket.delay(now=time.monotonic())
-        if delay > 0:
-            if not self._throttled:
-                self._throttled = True
-                _log.warning(
-                    "conversation %d: the client sends frames faster than the rate limit:"
-                    " reading them is slowed down",
-                    self._number,
-                )
-            await asyncio.sleep(delay)
-        frame = await self._ws.recv()
-        self._bucket.take(frame_cost(frame), now=time.monotonic())
-        return frame
-
-    async def _drain_events(self) -> None:
-        """Act on the core's events, including those the acting produces."""
-        while not self._done:
-            events = self._core.events_received()
-            if not events:
-                break
-            for event in events:
-                await self._on(event)
-                if self._done:
-                    return
-        await self._flush()
+        self._record.close_code = self._socket.final_close_code
 
     async def _on(self, event: CoreEvent) -> None:
         match event:
@@ -251,8 +184,6 @@ class Conversation:
                 await self._answered(sdp)
             case TerminateReceived():
                 await self._end(self._agent.result)
-            case ConversationFailed(error=error):
-                await self._failed(error)
             case ConnectionClosed():
                 self._done = True
             case ProtocolViolation(reason=reason):
@@ -268,17 +199,17 @@ class Conversation:
             await self._stay_silent()
             return
         if self._fault is Fault.ERROR:
-            # The core fails the conversation; ``ConversationFailed`` closes it.
-            self._core.send_error(NOT_ENABLED, now=time.time())
+            # The core fails the conversation: ``should_close``, and it is closed.
+            self._core.send_error(NOT_ENABLED, now=self._driver.now())
             return
         # ``jobId`` as the live service sends it (a hex id), rather than ``recordId``.
         job_id = uuid.uuid4().hex
-        self._core.accept(job_id=job_id, now=time.time())
+        self._core.accept(job_id=job_id, now=self._driver.now())
         self._record.job_id = job_id
-        self._core.send_event("opened", now=time.time())
+        self._core.send_event("opened", now=self._driver.now())
         await self._flush()
         if self._fault is Fault.HUGE:
-            self._core.send_text("x" * HUGE_FRAME_CHARS, now=time.time())
+            self._core.send_text("x" * HUGE_FRAME_CHARS, now=self._driver.now())
             await self._flush()
         self._agent = ScriptedAgent(self._script, additional_data=event.additional_data)
         if event.call_type is CallType.WEB_CALL:
@@ -293,7 +224,7 @@ class Conversation:
             return
         if self._fault is Fault.BAD_OFFER:
             _log.info("conversation %d: fault bad-offer", self._number)
-            self._core.offer(bad_offer(), key=self._voice.offer_key, now=time.time())
+            self._core.offer(bad_offer(), key=self._voice.offer_key, now=self._driver.now())
             await self._flush()
             return
         try:
@@ -305,12 +236,12 @@ class Conversation:
             await self._media_failed(exc)
             return
         self._offer = offer
-        self._core.offer(offer, key=self._voice.offer_key, now=time.time())
+        self._core.offer(offer, key=self._voice.offer_key, now=self._driver.now())
         await self._flush()
         if self._fault is Fault.DUPLICATE_OFFER:
             await asyncio.sleep(DUPLICATE_OFFER_AFTER)
             _log.info("conversation %d: fault duplicate-offer: the offer again", self._number)
-            self._core.offer(offer, key=self._voice.offer_key, now=time.time())
+            self._core.offer(offer, key=self._voice.offer_key, now=self._driver.now())
             await self._flush()
 
     async def _make_media(self, event: InitializeReceived) -> MediaHook:
@@ -376,6 +307,7 @@ class Conversation:
         _log.info("conversation %d: fault second-offer", self._number)
         # Through the core, a new offer would fail the emulator's own end too; this
         # server goes on as if nothing happened, so the offer is encoded directly.
+        # Its timestamp is the wall clock's, as the core's are.
         await self._send(encode(SdpInvite(data=again), now=time.time()))
 
     async def _stop_media(self) -> None:
@@ -397,19 +329,19 @@ class Conversation:
         for action in actions:
             match action:
                 case Say(text=text, source="user"):
-                    self._core.send_text(text, source="user", now=time.time())
+                    self._core.send_text(text, source="user", now=self._driver.now())
                     await self._flush()
                 case Say(text=text):
                     if spoken and self._script.chunk_delay:
                         await asyncio.sleep(self._script.chunk_delay)
                     spoken += 1
-                    self._core.send_text(text, now=time.time())
+                    self._core.send_text(text, now=self._driver.now())
                     await self._flush()
                     if self._speaking and self._media is not None:
                         await self._media.speak(text)
                     await self._after_agent_text()
                 case AskTool(id=tool_id, name=name, args=args):
-                    self._core.request_tool(tool_id, name, args, now=time.time())
+                    self._core.request_tool(tool_id, name, args, now=self._driver.now())
                     await self._flush()
                 case Finish(result=result):
                     await self._end(result)
@@ -417,7 +349,7 @@ class Conversation:
     async def _after_agent_text(self) -> None:
         if self._fault is Fault.DROP:
             _log.info("conversation %d: fault drop: aborting the connection", self._number)
-            self._ws.transport.abort()
+            self._socket.abort()
             raise _Dropped
         if self._garbage:
             await self._send(self._garbage.pop(0))
@@ -425,78 +357,53 @@ class Conversation:
     # Endings.
 
     async def _end(self, result: ConversationResultData) -> None:
-        """Send the result, then close: the conversation is over."""
+        """Send the result: the conversation is over (``should_close``)."""
         for frame in self._garbage:
             await self._send(frame)
         self._garbage.clear()
-        self._core.end(result, now=time.time())
-        await self._close(1000, "")
+        self._core.end(result, now=self._driver.now())
 
-    async def _failed(self, error: BlackBoxError) -> None:
-        if isinstance(error, DisconnectedError):
-            self._done = True
+    async def _close(self) -> None:
+        """Close the socket once the core's conversation is over: ended, or failed."""
+        self._done = True
+        error = self._core.error
+        if error is None:
+            await self._socket.close(1000, "")
             return
-        # Otherwise the core queued an error frame (a refusal, a timeout, a broken rule).
+        # The driver sent the core's error frame: a refusal, a timeout, a broken rule.
         message = error.message if isinstance(error, ServiceError) else str(error)
         self._record.error = message
         _log.info("conversation %d: failed: %s", self._number, message)
-        await self._close(_ERROR_CLOSE, message)
-
-    async def _close(self, code: int, reason: str) -> None:
-        await self._flush()
-        self._done = True
-        await self._unless_stalled(self._ws.close(code, reason))
+        await self._socket.close(_ERROR_CLOSE, message)
 
     async def _stay_silent(self) -> None:
         """The ``silence`` fault: read (and record) until the client gives up."""
         self._done = True
-        while True:
-            try:
-                frame = await self._read()
-            except WebSocketClosed:
-                return
-            self._record.add(Direction.IN, frame, time.time())
-
-    async def _record_the_rest(self) -> None:
-        """Record the frames the client sent before the connection closed."""
-        while True:
-            try:
-                frame = await self._ws.recv()
-            except WebSocketClosed:
-                return
-            self._record.add(Direction.IN, frame, time.time())
+        while await self._socket.receive() is not None:
+            pass
 
     # Sending.
 
     async def _flush(self) -> None:
-        for frame in self._core.frames_to_send():
-            await self._send(frame)
+        """Send what the core queued; its events wait their turn in ``_events``."""
+        self._events.extend(await self._driver.flush())
+        self._check_gone()
 
     async def _send(self, frame: str | bytes) -> None:
-        self._record.add(Direction.OUT, frame, time.time())
-        await self._unless_stalled(self._ws.send(frame))
+        """Send a frame past the core (a fault's)."""
+        try:
+            await self._socket.send(frame)
+        except ConnectionError:
+            raise _Gone from None
 
-    async def _unless_stalled(self, sending: Awaitable[None]) -> None:
-        """Await a send or the close; abort the connection past ``idle_timeout``.
-
-        Only a client that reads nothing makes a send wait (websockets waits
-        for its write buffer to drain), and waiting on it forever would hold
-        the socket and this task for good.
+    def _check_gone(self) -> None:
+        """Stop acting once a send found the socket closed (the driver reports no such failure).
 
         Raises:
-            _Stalled: the connection was aborted.
+            _Gone: the client went away.
         """
-        try:
-            async with asyncio.timeout(self._idle_timeout):
-                await sending
-        except TimeoutError:
-            _log.warning(
-                "conversation %d: the client read nothing for %g s: connection aborted",
-                self._number,
-                self._idle_timeout,
-            )
-            self._ws.transport.abort()
-            raise _Stalled from None
+        if self._socket.gone:
+            raise _Gone
 
     @property
     def _number(self) -> int:
