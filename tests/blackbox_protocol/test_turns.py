@@ -292,6 +292,26 @@ def test_current_is_the_open_turn_as_it_stands() -> None:
     assert tracker.current is None
 
 
+def test_activity_keeps_a_turn_open_without_text() -> None:
+    tracker = TurnTracker(pause=PAUSE)
+    assert tracker.speaker is None
+    assert tracker.activity(ASSISTANT, now=T) == [ReplyStarted()]
+    assert tracker.speaker == ASSISTANT
+    assert tracker.activity(ASSISTANT, now=T + 0.5) == []
+    assert tracker.handle_timer(now=T + 0.5 + PAUSE - TICK) == []
+    (ended,) = tracker.handle_timer(now=T + 0.5 + PAUSE)
+    assert ended == ReplyEnded("", Turn(ASSISTANT, "", T, T + 0.5))
+    assert tracker.speaker is None
+
+
+def test_activity_and_text_of_one_source_are_one_turn() -> None:
+    tracker = TurnTracker(pause=PAUSE)
+    tracker.activity(USER, now=T)
+    tracker.chunk(USER, "hi", partial=False, now=T + 0.25)
+    (ended,) = tracker.end()
+    assert ended == UserTurnEnded("hi", Turn(USER, "hi", T, T + 0.25, ("hi",)))
+
+
 # The same words, chunked and timed any way, make the same turns.
 
 #: Times are multiples of 1/8 s: sums of them are exact, so a gap drawn

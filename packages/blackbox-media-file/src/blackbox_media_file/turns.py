@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from blackbox_protocol import AudioFrame
+from blackbox_protocol import AudioFrame, Event, ReplyEnded, ReplyStarted
+from blackbox_protocol.turns import ASSISTANT, TurnTracker
 
 from blackbox_media_file._checks import check_callback, check_sample_rate, check_waits
 from blackbox_media_file.source import FileSource
@@ -182,7 +183,9 @@ class TurnScript:
         self._next = 0
         self._waiting_since = 0.0
         self._last_voice_at: float | None = None
-        self._agent_speaking = False
+        # The core's quiet timer, fed the agent's voice activity: one rule for
+        # "the agent is done" whether it is told from text or from audio.
+        self._agent = TurnTracker(pause=silence_after_agent)
 
     @property
     def done(self) -> bool:
@@ -192,16 +195,14 @@ class TurnScript:
     @property
     def agent_speaking(self) -> bool:
         """Whether the agent is talking, as far as the script can tell."""
-        return self._agent_speaking
+        return self._agent.speaker is not None
 
     def observe(self, frame: AudioFrame) -> None:
         """Take in a frame of the agent's audio, as it arrives."""
         now = self._clock()
         if self.vad.is_voice(frame):
             self._last_voice_at = now
-            if not self._agent_speaking:
-                self._agent_speaking = True
-                self._emit(AgentStarted(now))
+            self._took(self._agent.activity(ASSISTANT, now=now), now)
         else:
             self._check_agent(now)
 
@@ -245,7 +246,7 @@ class TurnScript:
         """Whether the next clip may start now, and why."""
         waited = now - self._waiting_since
         heard = self._last_voice_at is not None and self._last_voice_at >= self._waiting_since
-        if heard and not self._agent_speaking:
+        if heard and not self.agent_speaking:
             return StartReason.AGENT_FINISHED
         if not heard and waited >= self.agent_wait:
             return StartReason.AGENT_SILENT
@@ -255,13 +256,15 @@ class TurnScript:
 
     def _check_agent(self, now: float) -> None:
         """Notice the end of the agent's speech once the silence has lasted long enough."""
-        if (
-            self._agent_speaking
-            and self._last_voice_at is not None
-            and now - self._last_voice_at >= self.silence_after_agent
-        ):
-            self._agent_speaking = False
-            self._emit(AgentStopped(now, self._last_voice_at))
+        self._took(self._agent.handle_timer(now=now), now)
+
+    def _took(self, events: list[Event], now: float) -> None:
+        """Report the agent's turns as the tracker tells them."""
+        for event in events:
+            if isinstance(event, ReplyStarted):
+                self._emit(AgentStarted(now))
+            elif isinstance(event, ReplyEnded):
+                self._emit(AgentStopped(now, event.turn.ended_at))
 
     def _emit(self, event: TurnEvent) -> None:
         self.events.append(event)

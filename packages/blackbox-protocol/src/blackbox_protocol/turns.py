@@ -206,6 +206,20 @@ class TurnTracker:
         self._open.add(text, partial=partial, now=now)
         return events
 
+    @property
+    def speaker(self) -> str | None:
+        """The source whose turn is open, or ``None``: cheaper than ``current``."""
+        return None if self._open is None else self._open.source
+
+    def activity(self, source: str, *, now: float) -> list[Event]:
+        """``source`` is heard, with no text (voice activity): its turn starts or goes on.
+
+        A turn of activity alone has no text; the pause ends it as any other.
+        Media that tell turns from audio (``blackbox_media_file.TurnScript``)
+        use this, so the quiet timer is the same everywhere.
+        """
+        return self.chunk(source, "", partial=True, now=now)
+
     def handle_timer(self, *, now: float) -> list[Event]:
         """End the open turn if its source has been quiet for ``pause`` by ``now``."""
         deadline = self.next_deadline()
