@@ -30,12 +30,12 @@ from blackbox_protocol.driving import Driver, Transport
 from websockets.asyncio.client import ClientConnection as AsyncioWebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
-from websockets.protocol import Protocol
 from websockets.sync.client import ClientConnection as SyncWebSocket
 from websockets.sync.client import connect as connect_sync
-from websockets.trio.client import ClientConnection as TrioWebSocket
 from websockets.trio.client import connect as connect_trio
 from websockets.typing import Origin
+
+from tests._transports import AsyncSocket, Closing
 
 __all__ = ["CLIENT_LOGGER", "Client", "chat_sync", "chat_trio", "open_client"]
 
@@ -49,49 +49,7 @@ _SYNC_POLL: Final = 0.05
 E = TypeVar("E", bound=Event)
 
 
-class _Closing:
-    """The close code and reason of a websockets connection, as ``Transport`` gives them."""
-
-    def __init__(self, protocol: Protocol) -> None:
-        self._protocol = protocol
-
-    @property
-    def close_code(self) -> int | None:
-        received = self._protocol.close_rcvd
-        return None if received is None else received.code
-
-    @property
-    def close_reason(self) -> str:
-        received = self._protocol.close_rcvd
-        return "" if received is None else received.reason
-
-
-class _AsyncSocket(_Closing):
-    """websockets' asyncio or trio client as a ``Transport``; records each frame's size."""
-
-    def __init__(self, websocket: AsyncioWebSocket | TrioWebSocket, sizes: list[int]) -> None:
-        super().__init__(websocket.protocol)
-        self._ws = websocket
-        self._sizes = sizes
-
-    async def receive(self) -> str | bytes | None:
-        # websockets' recv loses nothing when cancelled (the Driver's deadline).
-        try:
-            frame = await self._ws.recv()
-        except WebSocketClosed:
-            return None
-        self._sizes.append(len(frame))
-        return frame
-
-    async def send(self, frame: str) -> None:
-        try:
-            await self._ws.send(frame)
-        except WebSocketClosed as exc:
-            # The server may refuse (and close) before the client's first frame goes out.
-            raise ConnectionError("the WebSocket is closed") from exc
-
-
-class _SyncSocket(_Closing):
+class _SyncSocket(Closing):
     """websockets' sync client as a ``Transport``, for a Driver under ``anyio.run``.
 
     Its ``recv`` blocks a worker thread, which cannot be cancelled: each read
@@ -128,7 +86,7 @@ class Client:
         #: The size of every frame received, in characters or bytes.
         self.frame_sizes: list[int] = []
         self.core = ClientConnection(wall_clock=time.time)
-        self.driver = Driver(self.core, _AsyncSocket(websocket, self.frame_sizes))
+        self.driver = Driver(self.core, AsyncSocket(websocket, self.frame_sizes))
         #: Every event handed out so far.
         self.events: list[Event] = []
         self._pending: deque[Event] = deque()
@@ -245,4 +203,4 @@ def chat_sync(url: str, text: str) -> list[Event]:
 async def chat_trio(url: str, text: str) -> list[Event]:
     """The same chat with websockets' trio client (run it under ``trio.run``)."""
     async with connect_trio(url, close_timeout=2, logger=CLIENT_LOGGER) as websocket:
-        return await _chat(_AsyncSocket(websocket, []), text)
+        return await _chat(AsyncSocket(websocket, []), text)

@@ -7,9 +7,19 @@ import time
 
 import pytest
 import trustme
-from blackbox_protocol import Connected, ConnectError, InitializeReceived, ServerConnection, connect
+from blackbox_protocol import (
+    Connected,
+    ConnectError,
+    ConnectionState,
+    InitializeReceived,
+    ServerConnection,
+    TerminateReceived,
+    connect,
+)
+from blackbox_protocol.driving import Driver
 from websockets.asyncio.server import ServerConnection as WebSocket
 
+from tests._transports import AsyncSocket
 from tests.e2e._threaded_server import threaded_server
 
 pytestmark = pytest.mark.anyio
@@ -17,16 +27,17 @@ pytestmark = pytest.mark.anyio
 
 async def accept_then_end(websocket: WebSocket) -> None:
     """The smallest agent: accept the conversation, end it on terminate."""
-    server = ServerConnection(now=time.time())
-    async for frame in websocket:
-        server.receive_frame(frame, now=time.time())
-        for event in server.events_received():
+    server = ServerConnection(now=time.monotonic(), wall_clock=time.time)
+    driver = Driver(server, AsyncSocket(websocket, []))
+    while server.state is not ConnectionState.CLOSED:
+        for event in await driver.step():
             if isinstance(event, InitializeReceived):
-                server.accept(job_id="tls-1", now=time.time())
-        if server.state.value == "terminating":
-            server.end(now=time.time())
-        for out in server.frames_to_send():
-            await websocket.send(out)
+                server.accept(job_id="tls-1", now=driver.now())
+            elif isinstance(event, TerminateReceived):
+                server.end(now=driver.now())
+        await driver.flush()
+        if server.should_close:
+            await websocket.close()
 
 
 @pytest.fixture(scope="module")

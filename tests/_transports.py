@@ -1,0 +1,59 @@
+"""websockets' connections as ``driving.Transport``, for the tests' own clients and servers.
+
+The loop itself is the SDK's (``blackbox_protocol.driving.Driver``); this is
+only the socket under it.
+"""
+
+from __future__ import annotations
+
+from websockets.asyncio.client import ClientConnection as AsyncioWebSocket
+from websockets.asyncio.server import ServerConnection as ServerWebSocket
+from websockets.exceptions import ConnectionClosed as WebSocketClosed
+from websockets.protocol import Protocol
+from websockets.trio.client import ClientConnection as TrioWebSocket
+
+__all__ = ["AsyncSocket", "Closing"]
+
+
+class Closing:
+    """The close code and reason of a websockets connection, as ``Transport`` gives them."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+
+    @property
+    def close_code(self) -> int | None:
+        received = self._protocol.close_rcvd
+        return None if received is None else received.code
+
+    @property
+    def close_reason(self) -> str:
+        received = self._protocol.close_rcvd
+        return "" if received is None else received.reason
+
+
+class AsyncSocket(Closing):
+    """websockets' asyncio or trio connection as a ``Transport``; records each frame's size."""
+
+    def __init__(
+        self, websocket: AsyncioWebSocket | TrioWebSocket | ServerWebSocket, sizes: list[int]
+    ) -> None:
+        super().__init__(websocket.protocol)
+        self._ws = websocket
+        self._sizes = sizes
+
+    async def receive(self) -> str | bytes | None:
+        # websockets' recv loses nothing when cancelled (the Driver's deadline).
+        try:
+            frame = await self._ws.recv()
+        except WebSocketClosed:
+            return None
+        self._sizes.append(len(frame))
+        return frame
+
+    async def send(self, frame: str) -> None:
+        try:
+            await self._ws.send(frame)
+        except WebSocketClosed as exc:
+            # The server may refuse (and close) before the client's first frame goes out.
+            raise ConnectionError("the WebSocket is closed") from exc
