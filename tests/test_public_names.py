@@ -1,0 +1,451 @@
+"""The public names of every package, pinned: removing (or adding) one fails here first.
+
+Scripts and apps import these names; one that disappears breaks them. A
+name that goes must get a deprecation alias for a release (see
+docs/contributing.md); a new one is added here on purpose, in the same
+change. The public modules are each package's ``__init__`` and its modules
+whose names do not start with ``_``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Final
+
+import pytest
+
+#: Every public module and the names its ``__all__`` promises.
+PUBLIC_NAMES: Final[dict[str, tuple[str, ...]]] = {
+    "blackbox_protocol": (
+        "AnswerReceived",
+        "AudioFrame",
+        "AudioSession",
+        "AuthenticationError",
+        "BlackBoxError",
+        "Call",
+        "CallType",
+        "ChatMessageReceived",
+        "ClientBugError",
+        "ClientConnection",
+        "ClientEvent",
+        "ConfigurationError",
+        "ConnectError",
+        "Connected",
+        "Connecting",
+        "ConnectionClosed",
+        "ConnectionState",
+        "ConversationEnded",
+        "ConversationFailed",
+        "ConversationResultData",
+        "DEFAULT_MAX_FRAME_SIZE",
+        "DEFAULT_MAX_PENDING_TOOLS",
+        "DEFAULT_MAX_SDP_SIZE",
+        "DEFAULT_REPLY_PAUSE",
+        "DEFAULT_SERVER",
+        "DisconnectedError",
+        "Driver",
+        "Event",
+        "EventHandler",
+        "EventReceived",
+        "EventsDropped",
+        "InitializeReceived",
+        "InvalidMessage",
+        "Latency",
+        "LocalProtocolError",
+        "MediaError",
+        "MediaNotConnected",
+        "MediaState",
+        "Message",
+        "NoReply",
+        "OfferReceived",
+        "ProtocolTimeout",
+        "ProtocolViolation",
+        "RU_SERVER",
+        "RemoteProtocolError",
+        "Reply",
+        "ReplyEnded",
+        "ReplyStarted",
+        "ReplyTimeout",
+        "Retry",
+        "ServerConnection",
+        "ServerEvent",
+        "ServiceError",
+        "TerminateReceived",
+        "TextReceived",
+        "Timeouts",
+        "ToolContext",
+        "ToolHandler",
+        "ToolLogReceived",
+        "ToolRequested",
+        "ToolResponseReceived",
+        "ToolTimedOut",
+        "Transport",
+        "Turn",
+        "TurnTracker",
+        "UnhandledTools",
+        "UnknownMessage",
+        "UnknownMessageReceived",
+        "UserTurnEnded",
+        "check_server",
+        "connect",
+        "decode",
+        "encode",
+        "format_timestamp",
+        "parse_call_type",
+        "service_error",
+        "to_wire",
+    ),
+    "blackbox_protocol.connection": (
+        "ClientConnection",
+        "ConnectionState",
+        "DEFAULT_MAX_FRAME_SIZE",
+        "DEFAULT_MAX_PENDING_TOOLS",
+        "DEFAULT_MAX_SDP_SIZE",
+        "ServerConnection",
+        "parse_call_type",
+    ),
+    "blackbox_protocol.driving": (
+        "Driver",
+        "Transport",
+    ),
+    "blackbox_protocol.errors": (
+        "AuthenticationError",
+        "BlackBoxError",
+        "ClientBugError",
+        "ConfigurationError",
+        "ConnectError",
+        "DisconnectedError",
+        "INIT_NOT_RECEIVED",
+        "INVALID_TOKEN",
+        "InvalidMessage",
+        "LocalProtocolError",
+        "MISSING_TOKEN",
+        "MULTIPLE_INITS",
+        "MediaError",
+        "MediaNotConnected",
+        "NOT_ENABLED",
+        "NoReply",
+        "ORIGIN_NOT_ALLOWED",
+        "ProtocolTimeout",
+        "RemoteProtocolError",
+        "ReplyTimeout",
+        "SERVICE_ERRORS",
+        "ServiceError",
+        "TOO_LARGE",
+        "service_error",
+    ),
+    "blackbox_protocol.events": (
+        "AnswerReceived",
+        "ChatMessageReceived",
+        "ClientEvent",
+        "Connected",
+        "ConnectionClosed",
+        "ConversationEnded",
+        "ConversationFailed",
+        "Event",
+        "EventReceived",
+        "EventsDropped",
+        "InitializeReceived",
+        "OfferReceived",
+        "ProtocolViolation",
+        "ReplyEnded",
+        "ReplyStarted",
+        "ServerEvent",
+        "TerminateReceived",
+        "TextReceived",
+        "ToolLogReceived",
+        "ToolRequested",
+        "ToolResponseReceived",
+        "ToolTimedOut",
+        "UnknownMessageReceived",
+        "UserTurnEnded",
+    ),
+    "blackbox_protocol.media": (
+        "AudioFrame",
+        "AudioSession",
+        "MediaState",
+    ),
+    "blackbox_protocol.messages": (
+        "CallType",
+        "ConversationResult",
+        "ConversationResultData",
+        "Error",
+        "ErrorData",
+        "Event",
+        "EventData",
+        "IncomingChatMessage",
+        "Initialize",
+        "InitializeRequest",
+        "Message",
+        "SdpAnswer",
+        "SdpAnswerData",
+        "SdpInvite",
+        "SdpInviteData",
+        "Terminate",
+        "Text",
+        "TextContent",
+        "ToolCall",
+        "ToolCallResult",
+        "ToolRequestContent",
+        "ToolResponseContent",
+        "UnknownMessage",
+        "WebsocketToolRequest",
+        "WebsocketToolResponse",
+    ),
+    "blackbox_protocol.sync": (
+        "Call",
+        "connect",
+    ),
+    "blackbox_protocol.turns": (
+        "ASSISTANT",
+        "DEFAULT_REPLY_PAUSE",
+        "Latency",
+        "MAX_TURNS",
+        "MAX_TURN_CHARS",
+        "MAX_TURN_CHUNKS",
+        "Reply",
+        "Turn",
+        "TurnTracker",
+        "USER",
+    ),
+    "blackbox_media_aiortc": (
+        "AiortcSession",
+        "AsyncioRequired",
+        "AudioSink",
+        "AudioSource",
+        "DeviceError",
+        "EchoCancellationUnavailable",
+        "EchoPolicy",
+        "GatheringError",
+        "GatheringTimeout",
+        "MediaConnectTimeout",
+        "MediaError",
+        "OfferError",
+    ),
+    "blackbox_media_aiortc.aec": (
+        "AEC_INSTALL_HINT",
+        "AEC_SAMPLE_RATES",
+        "EchoCanceller",
+    ),
+    "blackbox_media_aiortc.devices": (
+        "AudioDevice",
+        "INSTALL_HINT",
+        "MicrophoneSource",
+        "SpeakerSink",
+        "list_devices",
+    ),
+    "blackbox_media_aiortc.echo": (
+        "EchoPolicy",
+        "HALF_DUPLEX_HANG",
+        "HALF_DUPLEX_THRESHOLD_DBFS",
+        "HalfDuplexGate",
+        "level_dbfs",
+    ),
+    "blackbox_media_aiortc.errors": (
+        "AsyncioRequired",
+        "DeviceError",
+        "EchoCancellationUnavailable",
+        "GatheringError",
+        "GatheringTimeout",
+        "MediaConnectTimeout",
+        "MediaError",
+        "OfferError",
+    ),
+    "blackbox_media_aiortc.session": (
+        "AiortcSession",
+        "INTERRUPT_HANG",
+        "RECEIVED_FRAMES_KEPT",
+    ),
+    "blackbox_media_aiortc.sources": (
+        "AudioSink",
+        "AudioSource",
+    ),
+    "blackbox_media_file": (
+        "AgentStarted",
+        "AgentStopped",
+        "Channel",
+        "ClipFinished",
+        "ClipStarted",
+        "EnergyVad",
+        "FRAME_DURATION",
+        "FanOutSink",
+        "FileError",
+        "FileSession",
+        "FileSource",
+        "StartReason",
+        "StereoRecorder",
+        "StereoSide",
+        "TeeSource",
+        "TurnEvent",
+        "TurnScript",
+        "WavRecorder",
+        "check_recording_paths",
+    ),
+    "blackbox_media_file.errors": ("FileError",),
+    "blackbox_media_file.paths": ("check_recording_paths",),
+    "blackbox_media_file.recorder": ("WavRecorder",),
+    "blackbox_media_file.session": (
+        "CLOSE_TIMEOUT",
+        "FileSession",
+    ),
+    "blackbox_media_file.source": (
+        "FRAME_DURATION",
+        "FileSource",
+        "frame_samples",
+    ),
+    "blackbox_media_file.stereo": (
+        "Channel",
+        "StereoRecorder",
+        "StereoSide",
+    ),
+    "blackbox_media_file.tee": (
+        "FanOutSink",
+        "TeeSource",
+    ),
+    "blackbox_media_file.turns": (
+        "AgentStarted",
+        "AgentStopped",
+        "ClipFinished",
+        "ClipStarted",
+        "StartReason",
+        "TurnEvent",
+        "TurnScript",
+    ),
+    "blackbox_media_file.vad": ("EnergyVad",),
+    "blackbox_emulator": (
+        "Action",
+        "AgentScript",
+        "AskTool",
+        "ConversationRecord",
+        "Direction",
+        "Emulator",
+        "EmulatorFactory",
+        "EmulatorOptions",
+        "EmulatorThread",
+        "Fault",
+        "Finish",
+        "FrameRecord",
+        "INVALID_TOKEN",
+        "MISSING_TOKEN",
+        "MediaFactory",
+        "MediaHook",
+        "ORIGIN_NOT_ALLOWED",
+        "OfferKey",
+        "OfferStyle",
+        "Say",
+        "ScriptError",
+        "ScriptedAgent",
+        "ToolSpec",
+        "Turn",
+        "VoiceOptions",
+        "WEBCALL_PATH",
+        "run_in_thread",
+        "serve",
+    ),
+    "blackbox_emulator.agent": (
+        "Action",
+        "AskTool",
+        "Finish",
+        "Say",
+        "ScriptedAgent",
+    ),
+    "blackbox_emulator.emulator": (
+        "Emulator",
+        "INVALID_TOKEN",
+        "MISSING_TOKEN",
+        "ORIGIN_NOT_ALLOWED",
+        "WEBCALL_PATH",
+        "serve",
+    ),
+    "blackbox_emulator.faults": (
+        "DUPLICATE_OFFER_AFTER",
+        "Fault",
+        "HUGE_FRAME_CHARS",
+        "garbage_frames",
+    ),
+    "blackbox_emulator.media": (
+        "MediaFactory",
+        "MediaHook",
+    ),
+    "blackbox_emulator.pytest_plugin": (
+        "blackbox_emulator",
+        "blackbox_emulator_factory",
+    ),
+    "blackbox_emulator.records": (
+        "ConversationRecord",
+        "Direction",
+        "FrameRecord",
+    ),
+    "blackbox_emulator.script": (
+        "AgentScript",
+        "OfferKey",
+        "OfferStyle",
+        "ScriptError",
+        "ToolSpec",
+        "Turn",
+        "VoiceOptions",
+    ),
+    "blackbox_emulator.speech": (
+        "AGENT_TONES_HZ",
+        "EchoLine",
+        "SAMPLE_RATE",
+        "Samples",
+        "Speaker",
+        "agent_tone",
+        "dominant_frequencies",
+        "utterance",
+    ),
+    "blackbox_emulator.thread": (
+        "EmulatorFactory",
+        "EmulatorOptions",
+        "EmulatorThread",
+        "run_in_thread",
+    ),
+    "blackbox_emulator.voice": (
+        "CONNECT_TIMEOUT",
+        "VoicePeer",
+    ),
+    "blackbox_cli": ("main",),
+}
+
+
+PACKAGES: Final = (
+    "blackbox_protocol",
+    "blackbox_media_aiortc",
+    "blackbox_media_file",
+    "blackbox_emulator",
+    "blackbox_cli",
+)
+
+
+def public_modules() -> set[str]:
+    found = set()
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        found.add(package)
+        found.update(
+            f"{package}.{info.name}"
+            for info in pkgutil.iter_modules(module.__path__)
+            if not info.name.startswith("_")
+        )
+    return found
+
+
+def test_the_public_modules_are_the_pinned_ones() -> None:
+    assert public_modules() == set(PUBLIC_NAMES)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_NAMES))
+def test_a_module_exports_exactly_its_pinned_names(name: str) -> None:
+    exported = set(importlib.import_module(name).__all__)
+    pinned = set(PUBLIC_NAMES[name])
+    assert sorted(pinned - exported) == [], "removed from __all__: keep them, or alias them"
+    assert sorted(exported - pinned) == [], "new public names: pin them here"
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_NAMES))
+def test_every_pinned_name_resolves(name: str) -> None:
+    module = importlib.import_module(name)
+    missing = [each for each in PUBLIC_NAMES[name] if not hasattr(module, each)]
+    assert missing == []
