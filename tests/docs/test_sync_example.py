@@ -1,4 +1,8 @@
-"""examples/sync_chat.py, as shown in docs/protocol-core.md, runs against a real server.
+"""The synchronous chats run against a real server, as their pages show them.
+
+``examples/sync_chat.py`` (docs/sync.md) is the SDK's sync API;
+``examples/sans_io_chat.py`` (docs/protocol-core.md) drives the sans-IO core
+with the websockets sync client. Both say a line on each reply's end.
 
 The server is a real websockets server on 127.0.0.1 whose every conversation is
 driven by ``blackbox_protocol.ServerConnection``: it greets, echoes the user's
@@ -26,15 +30,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "sync_chat.py"
-PAGE = ROOT / "docs" / "protocol-core.md"
+#: Each example, and the page that shows it.
+PAGES = {"sync_chat": ROOT / "docs" / "sync.md", "sans_io_chat": ROOT / "docs" / "protocol-core.md"}
 TOKEN = "t0ken/with?odd&chars="
-#: Seconds of agent silence before the example speaks; loopback replies take milliseconds.
-GAP = 0.4
+#: Seconds of agent silence that end a reply; loopback replies take milliseconds.
+PAUSE = 0.4
 
 
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sync_chat", EXAMPLE)
+def _load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -42,10 +46,13 @@ def _load_example() -> ModuleType:
     return module
 
 
-example = _load_example()
 Transcript = list[tuple[str, str]]
-chat: Callable[..., Transcript] = example.chat
-main: Callable[[list[str]], int] = example.main
+EXAMPLES = {name: _load_example(name) for name in PAGES}
+
+
+@pytest.fixture(params=list(PAGES))
+def example(request: pytest.FixtureRequest) -> ModuleType:
+    return EXAMPLES[request.param]
 
 
 class Agent:
@@ -124,13 +131,14 @@ def server_url(agent: Agent) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def test_chat_with_a_tool(server_url: str, agent: Agent) -> None:
+def test_chat_with_a_tool(server_url: str, agent: Agent, example: ModuleType) -> None:
+    chat: Callable[..., Transcript] = example.chat
     transcript = chat(
         server_url,
         TOKEN,
         ["Hi", "What time is it?", "Bye"],
         tools={"clock": lambda zone: f"12:00 {zone}"},
-        reply_gap=GAP,
+        reply_pause=PAUSE,
     )
 
     assert transcript == [
@@ -146,11 +154,15 @@ def test_chat_with_a_tool(server_url: str, agent: Agent) -> None:
     assert agent.ended == [True]
 
 
-def test_a_failing_tool_is_answered_with_an_error(server_url: str, agent: Agent) -> None:
+def test_a_failing_tool_is_answered_with_an_error(
+    server_url: str, agent: Agent, example: ModuleType
+) -> None:
+    chat: Callable[..., Transcript] = example.chat
+
     def clock(zone: str) -> str:
         raise RuntimeError(f"no clock in {zone}")
 
-    transcript = chat(server_url, TOKEN, ["time?"], tools={"clock": clock}, reply_gap=GAP)
+    transcript = chat(server_url, TOKEN, ["time?"], tools={"clock": clock}, reply_pause=PAUSE)
 
     assert agent.tool_results == [{"error": "RuntimeError: no clock in UTC"}]
     assert transcript[-1] == (
@@ -160,11 +172,15 @@ def test_a_failing_tool_is_answered_with_an_error(server_url: str, agent: Agent)
 
 
 def test_main_prints_the_transcript(
-    server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    server_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    example: ModuleType,
 ) -> None:
     monkeypatch.setenv("BLACKBOX_TOKEN", TOKEN)
+    main: Callable[[list[str]], int] = example.main
 
-    status = main(["--server", server_url, "--reply-gap", str(GAP), "Hi"])
+    status = main(["--server", server_url, "--reply-pause", str(PAUSE), "Hi"])
 
     assert status == 0
     assert capsys.readouterr().out.splitlines() == [
@@ -174,15 +190,19 @@ def test_main_prints_the_transcript(
     ]
 
 
-def test_a_bad_token_is_an_authentication_error(server_url: str) -> None:
+def test_a_bad_token_is_an_authentication_error(server_url: str, example: ModuleType) -> None:
     with pytest.raises(bb.AuthenticationError, match=r"^Invalid token$"):
-        chat(server_url, "wrong", ["Hi"], reply_gap=GAP)
+        example.chat(server_url, "wrong", ["Hi"], reply_pause=PAUSE)
 
 
 def test_main_reports_the_failure_without_the_token(
-    server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    server_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    example: ModuleType,
 ) -> None:
     monkeypatch.setenv("BLACKBOX_TOKEN", "s3cret-token")
+    main: Callable[[list[str]], int] = example.main
 
     status = main(["--server", server_url, "Hi"])
 
@@ -192,12 +212,15 @@ def test_main_reports_the_failure_without_the_token(
     assert "s3cret" not in captured.out + captured.err
 
 
-def test_the_page_shows_the_example_verbatim() -> None:
-    page = PAGE.read_text(encoding="utf-8")
-    assert f"```python\n{EXAMPLE.read_text(encoding='utf-8')}```" in page
+@pytest.mark.parametrize("name", list(PAGES))
+def test_the_page_shows_the_example_verbatim(name: str) -> None:
+    page = PAGES[name].read_text(encoding="utf-8")
+    code = (ROOT / "examples" / f"{name}.py").read_text(encoding="utf-8")
+    assert f"```python\n{code}```" in page
 
 
 def test_the_page_examples_run() -> None:
-    results = doctest.testfile(str(PAGE), module_relative=False, report=False)
+    page = PAGES["sans_io_chat"]
+    results = doctest.testfile(str(page), module_relative=False, report=False)
     assert results.attempted > 0
     assert results.failed == 0

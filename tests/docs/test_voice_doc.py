@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
 import wave
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anyio
+import blackbox_protocol as bb
 import numpy as np
 import numpy.typing as npt
+import pytest
 from blackbox_emulator import run_in_thread
 from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
 
@@ -79,3 +84,43 @@ def test_the_testing_example_records_the_caller(tmp_path: Path) -> None:
     samples, rate, _ = read_wav(path)
     found = np.array(dominant_frequencies(samples[0], rate))
     assert (np.abs(found - 440) < 15).sum() >= 10
+
+
+def load_voice_example() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "examples" / "voice_interrupt.py"
+    spec = importlib.util.spec_from_file_location("voice_interrupt", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    not (hasattr(bb.Call, "interrupt") and hasattr(bb.Call, "mute")),
+    reason="Call.interrupt() and Call.mute() are not in the driver yet (issue 8)",
+)
+def test_the_voice_example_cuts_the_agent_off_and_mutes_the_caller(tmp_path: Path) -> None:
+    barge_in = load_voice_example().barge_in
+    clip = write_tone(tmp_path / "question.wav", seconds=6.0)
+    recording = tmp_path / "call.wav"
+
+    with run_in_thread() as emu:
+        outcome = anyio.run(
+            functools.partial(barge_in, patience=1.0),
+            emu.token,
+            emu.server,
+            str(clip),
+            str(recording),
+            backend="asyncio",
+        )
+
+    # The emulator's greeting lasts longer than a second: it was cut off.
+    assert outcome.startswith("cut off (")
+    samples, rate, _ = read_wav(recording)
+    sent, agent = samples[0], samples[1]
+    # Muted for the first second: silence sent; then the clip.
+    assert np.abs(sent[: rate // 2]).max() < 100
+    assert any(abs(f - 440) < 15 for f in dominant_frequencies(sent[2 * rate :], rate))
+    # The agent was heard before the cut.
+    assert any(abs(f - AGENT_TONES_HZ[0]) < 15 for f in dominant_frequencies(agent, rate))

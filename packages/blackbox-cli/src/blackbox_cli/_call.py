@@ -161,6 +161,11 @@ class TurnsAnswered:
 
     The agent may not answer at all; after ``reply_wait`` seconds of its
     silence past the last clip, the script is done anyway.
+
+    It listens to the audio (the turn script's voice activity), not to the
+    core's ``ReplyEnded``: a reply's text comes as the agent starts saying it,
+    so it ends before its audio has been heard, and hanging up then would cut
+    the agent off (and the recording short).
     """
 
     def __init__(self, clips: int, *, reply_wait: float = 5.0) -> None:

@@ -14,9 +14,11 @@ from blackbox_protocol import (
     Event,
     EventsDropped,
     ProtocolViolation,
+    ReplyEnded,
     TextReceived,
     ToolRequested,
     ToolTimedOut,
+    UserTurnEnded,
     to_wire,
 )
 
@@ -48,7 +50,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def event_to_json(event: Event) -> dict[str, Any]:
-    """An event as a JSON object: ``event`` names it, then its fields (wire objects verbatim)."""
+    """An event as a JSON object: ``event`` names it, then its fields (wire objects verbatim).
+
+    A turn's end gives the turn's text and whether it was cut at the bound, not
+    the whole turn: its chunks are the ``TextReceived`` lines before it, and its
+    times are on the call's monotonic clock, which means nothing outside it.
+    """
+    if isinstance(event, ReplyEnded | UserTurnEnded):
+        turn = event.turn
+        return {"event": type(event).__name__, "text": turn.text, "truncated": turn.truncated}
     fields = {a.name: _jsonable(getattr(event, a.name)) for a in attrs.fields(type(event))}
     return {"event": type(event).__name__, **fields}
 
