@@ -216,10 +216,6 @@ def test_quickstart_fails_on_a_wrong_token_without_showing_it(
     assert "s3cret" not in process.stdout + process.stderr
 
 
-@pytest.mark.xfail(
-    reason="the core's ask() returns a reply cut short by the socket's drop (here the greeting's "
-    "first chunk, come after the send) instead of raising DisconnectedError",
-)
 def test_quickstart_raises_on_a_dropped_connection(
     blackbox_emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

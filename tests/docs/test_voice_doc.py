@@ -11,10 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import anyio
-import blackbox_protocol as bb
 import numpy as np
 import numpy.typing as npt
-import pytest
 from blackbox_emulator import run_in_thread
 from blackbox_emulator.speech import AGENT_TONES_HZ, dominant_frequencies
 
@@ -96,10 +94,6 @@ def load_voice_example() -> ModuleType:
     return module
 
 
-@pytest.mark.skipif(
-    not (hasattr(bb.Call, "interrupt") and hasattr(bb.Call, "mute")),
-    reason="Call.interrupt() and Call.mute() are not in the driver yet (issue 8)",
-)
 def test_the_voice_example_cuts_the_agent_off_and_mutes_the_caller(tmp_path: Path) -> None:
     barge_in = load_voice_example().barge_in
     clip = write_tone(tmp_path / "question.wav", seconds=6.0)

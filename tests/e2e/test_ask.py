@@ -13,9 +13,11 @@ from typing import Any
 import anyio
 import pytest
 from blackbox_emulator import EmulatorThread
+from blackbox_emulator.thread import EmulatorFactory
 from blackbox_protocol import (
     Call,
     ConnectionState,
+    DisconnectedError,
     NoReply,
     Reply,
     ReplyEnded,
@@ -276,3 +278,16 @@ def test_the_sync_api_iterates_events_with_a_timeout(plain_server: PlainServer) 
     assert call.result is not None
     with pytest.raises(Exception, match="the call is closed"):
         call.ask("again")
+
+
+@pytest.mark.anyio
+async def test_a_reply_cut_short_by_a_drop_is_the_failure_not_a_reply(
+    blackbox_emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = blackbox_emulator_factory(fault="drop")  # aborts after the agent's first chunk
+    with anyio.fail_after(LIMIT), pytest.raises(DisconnectedError):
+        async with connect(emulator.token, server=emulator.server) as call:
+            await call.ask("hi")
+    # What was said is kept all the same.
+    (turn,) = call.transcript
+    assert (turn.source, turn.text) == ("assistant", "Hello! ")

@@ -131,6 +131,27 @@ class Retry:
         return min(self.first_delay * 2.0**attempt, self.max_delay)
 
 
+@frozen
+class _EndedReply:
+    """A reply as it ended, and what ended it."""
+
+    reply: Reply
+    #: When the user's words that cut it short began, if they did.
+    cut_at: float | None
+    #: Whether the conversation's failure cut it short.
+    failed: bool
+
+    def answers(self, sent_at: float | None) -> bool:
+        """Whether it answers what was sent at ``sent_at`` (any reply, when ``None``).
+
+        It must start after the send, and not be cut short by its echo.
+        """
+        if sent_at is None:
+            return True
+        started_after = self.reply.turn.started_at >= sent_at
+        return started_after and (self.cut_at is None or self.cut_at < sent_at)
+
+
 class Call:
     """A conversation in progress; made by ``connect()``.
 
@@ -174,9 +195,8 @@ class Call:
         self._closed = anyio.Event()
         self._closing = False
         self._tool_scopes: dict[str, anyio.CancelScope] = {}
-        #: Replies ended and not yet returned by ``wait_for_reply``, oldest first;
-        #: each with when the user's words that cut it short began, if they did.
-        self._unread_replies: deque[tuple[Reply, float | None]] = deque(maxlen=_UNREAD_REPLIES)
+        #: Replies ended and not yet returned by ``wait_for_reply``, oldest first.
+        self._unread_replies: deque[_EndedReply] = deque(maxlen=_UNREAD_REPLIES)
         #: When the user's text was last sent (``send_text``), on the clock.
         self._sent_at: float | None = None
         #: Why the media ended the call, when it did: raised instead of the disconnection.
@@ -340,11 +360,12 @@ class Call:
         with anyio.move_on_after(seconds):
             while True:
                 while self._unread_replies:
-                    reply, cut_at = self._unread_replies.popleft()
-                    if after is None or (
-                        reply.turn.started_at >= after and (cut_at is None or cut_at < after)
-                    ):
-                        return reply
+                    ended = self._unread_replies.popleft()
+                    if ended.failed:
+                        # Cut short by the failure: not a reply, and nothing else can come.
+                        break
+                    if ended.answers(after):
+                        return ended.reply
                 if self.state in _OVER:
                     self._raise_failure()
                     raise NoReply("the conversation ended before the agent replied")
@@ -522,10 +543,15 @@ class Call:
     def _act_on(self, event: Event) -> None:
         match event:
             case ReplyEnded(turn=turn):
-                # Events come right after their input: a user's turn open now is what ended it.
+                # Events come right after their input: the state now is what ended the reply.
                 current = self._connection.current_turn
-                cut_at = current.started_at if current and current.source == USER else None
-                self._unread_replies.append((Reply.of(turn, sent_at=self._sent_at), cut_at))
+                self._unread_replies.append(
+                    _EndedReply(
+                        Reply.of(turn, sent_at=self._sent_at),
+                        cut_at=current.started_at if current and current.source == USER else None,
+                        failed=self._connection.error is not None,
+                    )
+                )
             case ToolRequested(name=name) if name in self._tools or self._unhandled_tools == "fail":
                 self._spawn(self._run_tool, event)
             case ToolTimedOut(id=tool_id):
