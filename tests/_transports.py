@@ -6,13 +6,18 @@ only the socket under it.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
+from blackbox_protocol import ConnectionState, Event, ServerConnection
+from blackbox_protocol.driving import Driver
 from websockets.asyncio.client import ClientConnection as AsyncioWebSocket
 from websockets.asyncio.server import ServerConnection as ServerWebSocket
 from websockets.exceptions import ConnectionClosed as WebSocketClosed
 from websockets.protocol import Protocol
 from websockets.trio.client import ClientConnection as TrioWebSocket
 
-__all__ = ["AsyncSocket", "Closing"]
+__all__ = ["AsyncSocket", "Closing", "React", "serve_conversation"]
 
 
 class Closing:
@@ -57,3 +62,29 @@ class AsyncSocket(Closing):
         except WebSocketClosed as exc:
             # The server may refuse (and close) before the client's first frame goes out.
             raise ConnectionError("the WebSocket is closed") from exc
+
+
+#: What a test server does with each event of its conversation: issue commands to
+#: the core (the loop sends their frames), and await what it must (a pause).
+React = Callable[[ServerConnection, Event], Awaitable[None]]
+
+
+async def serve_conversation(
+    websocket: ServerWebSocket, react: React, *, initialize_timeout: float = 10.0
+) -> None:
+    """One conversation of a test server: the core on the SDK's ``Driver``, ``react`` for the agent.
+
+    The socket closes once the conversation is over (``should_close``).
+    """
+    core = ServerConnection(
+        now=time.monotonic(), wall_clock=time.time, initialize_timeout=initialize_timeout
+    )
+    driver = Driver(core, AsyncSocket(websocket, []))
+    while core.state is not ConnectionState.CLOSED:
+        events = await driver.step()
+        while events:
+            for event in events:
+                await react(core, event)
+            events = await driver.flush()
+        if core.should_close:
+            await websocket.close()

@@ -24,6 +24,7 @@ from blackbox_emulator import AgentScript, Direction, EmulatorFactory, Turn
 from websockets.asyncio.server import ServerConnection
 from websockets.sync.client import connect as connect_sync
 
+from tests._transports import serve_conversation
 from tests.blackbox_cli._process import (
     CLI,
     Process,
@@ -216,31 +217,24 @@ async def agent_that_looks_things_up(ws: ServerConnection) -> None:
 
     A tool request ends a reply; the answer is the reply after the result.
     """
-    core = bb.ServerConnection(now=time.time())
     asked: list[str] = []
-    async for frame in ws:
-        core.receive_frame(frame, now=time.time())
-        for event in core.events_received():
-            match event:
-                case bb.InitializeReceived():
-                    core.accept(job_id="job-1", now=time.time())
-                case bb.ChatMessageReceived(text=text):
-                    asked.append(text)
-                    core.send_text(text, source="user", now=time.time())
-                    core.send_text("One moment. ", now=time.time())
-                    core.request_tool(f"t{len(asked)}", "lookup", {}, now=time.time())
-                case bb.ToolResponseReceived():
-                    for reply in core.frames_to_send():
-                        await ws.send(reply)
-                    await asyncio.sleep(0.5)
-                    core.send_text(f"Looked up: {asked[-1]}.", now=time.time())
-                case bb.TerminateReceived():
-                    core.end(bb.ConversationResultData(status="Completed"), now=time.time())
-        for reply in core.frames_to_send():
-            await ws.send(reply)
-        if core.state in (bb.ConnectionState.ENDED, bb.ConnectionState.FAILED):
-            await ws.close()
-            return
+
+    async def react(core: bb.ServerConnection, event: bb.Event) -> None:
+        match event:
+            case bb.InitializeReceived():
+                core.accept(job_id="job-1", now=time.monotonic())
+            case bb.ChatMessageReceived(text=text):
+                asked.append(text)
+                core.send_text(text, source="user", now=time.monotonic())
+                core.send_text("One moment. ", now=time.monotonic())
+                core.request_tool(f"t{len(asked)}", "lookup", {}, now=time.monotonic())
+            case bb.ToolResponseReceived():
+                await asyncio.sleep(0.5)
+                core.send_text(f"Looked up: {asked[-1]}.", now=time.monotonic())
+            case bb.TerminateReceived():
+                core.end(bb.ConversationResultData(status="Completed"), now=time.monotonic())
+
+    await serve_conversation(ws, react)
 
 
 def test_the_next_message_waits_for_the_answer_after_a_tool() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import blackbox_protocol as bb
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
+
+from tests._transports import serve_conversation
+from tests.e2e._threaded_server import threaded_server
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Each example, and the page that shows it.
@@ -63,31 +64,18 @@ class Agent:
         self.tool_results: list[Any] = []
         self.ended: list[bool] = []
 
-    def handle(self, ws: ServerConnection) -> None:
-        """One conversation on one socket, driven by the sans-IO server end."""
+    async def handle(self, ws: ServerConnection) -> None:
+        """One conversation on one socket: the sans-IO server end on the SDK's driving loop."""
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
         token_ok = query.get("token") == [TOKEN]
-        conversation = bb.ServerConnection(now=time.time(), initialize_timeout=5.0)
-        while True:
-            for frame in conversation.frames_to_send():
-                ws.send(frame)
-            if conversation.state in (bb.ConnectionState.ENDED, bb.ConnectionState.FAILED):
-                ws.close()
-                return
-            deadline = conversation.next_deadline()
-            try:
-                received = ws.recv(timeout=None if deadline is None else deadline - time.time())
-            except TimeoutError:
-                conversation.handle_timer(now=time.time())
-            except ConnectionClosed:
-                return
-            else:
-                conversation.receive_frame(received, now=time.time())
-            for event in conversation.events_received():
-                self._react(conversation, event, token_ok)
+
+        async def react(conversation: bb.ServerConnection, event: bb.Event) -> None:
+            self._react(conversation, event, token_ok)
+
+        await serve_conversation(ws, react, initialize_timeout=5.0)
 
     def _react(self, conversation: bb.ServerConnection, event: bb.Event, token_ok: bool) -> None:
-        now = time.time()
+        now = time.monotonic()
         match event:
             case bb.InitializeReceived() if not token_ok:
                 conversation.send_error("Invalid token", now=now)
@@ -121,14 +109,8 @@ def agent() -> Agent:
 
 @pytest.fixture
 def server_url(agent: Agent) -> Iterator[str]:
-    server: Server = serve(agent.handle, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with threaded_server(agent.handle) as port:
+        yield f"ws://127.0.0.1:{port}"
 
 
 def test_chat_with_a_tool(server_url: str, agent: Agent, example: ModuleType) -> None:

@@ -10,16 +10,15 @@ import trustme
 from blackbox_protocol import (
     Connected,
     ConnectError,
-    ConnectionState,
+    Event,
     InitializeReceived,
     ServerConnection,
     TerminateReceived,
     connect,
 )
-from blackbox_protocol.driving import Driver
 from websockets.asyncio.server import ServerConnection as WebSocket
 
-from tests._transports import AsyncSocket
+from tests._transports import serve_conversation
 from tests.e2e._threaded_server import threaded_server
 
 pytestmark = pytest.mark.anyio
@@ -27,17 +26,14 @@ pytestmark = pytest.mark.anyio
 
 async def accept_then_end(websocket: WebSocket) -> None:
     """The smallest agent: accept the conversation, end it on terminate."""
-    server = ServerConnection(now=time.monotonic(), wall_clock=time.time)
-    driver = Driver(server, AsyncSocket(websocket, []))
-    while server.state is not ConnectionState.CLOSED:
-        for event in await driver.step():
-            if isinstance(event, InitializeReceived):
-                server.accept(job_id="tls-1", now=driver.now())
-            elif isinstance(event, TerminateReceived):
-                server.end(now=driver.now())
-        await driver.flush()
-        if server.should_close:
-            await websocket.close()
+
+    async def react(server: ServerConnection, event: Event) -> None:
+        if isinstance(event, InitializeReceived):
+            server.accept(job_id="tls-1", now=time.monotonic())
+        elif isinstance(event, TerminateReceived):
+            server.end(now=time.monotonic())
+
+    await serve_conversation(websocket, react)
 
 
 @pytest.fixture(scope="module")
