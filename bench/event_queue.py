@@ -71,9 +71,12 @@ from blackbox_protocol import (
     ConversationEnded,
     Event,
     EventsDropped,
+    ReplyEnded,
+    ReplyStarted,
     TextReceived,
     connect,
 )
+from blackbox_protocol.turns import MAX_TURN_CHUNKS
 from websockets.asyncio.server import ServerConnection, serve
 
 __all__ = ["GOAL_KIB_PER_10K", "MAX_EVENTS", "WARM_UP", "Run", "Sample", "Tally", "main", "run"]
@@ -82,10 +85,11 @@ __all__ = ["GOAL_KIB_PER_10K", "MAX_EVENTS", "WARM_UP", "Run", "Sample", "Tally"
 GOAL_KIB_PER_10K: Final = 64.0
 #: The driver's bound in the measured run (``connect()``'s default).
 MAX_EVENTS: Final = 1000
-#: The warm-up: frames received before the first sample that counts (the queue full).
-WARM_UP: Final = 2 * MAX_EVENTS
+#: The warm-up: frames received before the first sample that counts, once every
+#: bound is full: the queue, and the one reply's turn (``MAX_TURN_CHUNKS`` chunks kept).
+WARM_UP: Final = MAX_EVENTS + MAX_TURN_CHUNKS
 #: The shortest flood: samples after the warm-up to draw a line through.
-MIN_EVENTS: Final = 5 * MAX_EVENTS
+MIN_EVENTS: Final = 2 * WARM_UP
 #: The environment variables that hand the flood's size to the child.
 _EVENTS_VARIABLE: Final = "BLACKBOX_BENCH_EVENTS"
 _BATCH_VARIABLE: Final = "BLACKBOX_BENCH_BATCH"
@@ -93,6 +97,8 @@ _BATCH_VARIABLE: Final = "BLACKBOX_BENCH_BATCH"
 _BATCH_BOUND: Final = 120.0
 _RUN_BOUND: Final = 900.0
 _SETTLE_BOUND: Final = 10.0
+#: The reply pause: longer than any run, so the flood is one reply (its turn bounded).
+_ONE_REPLY: Final = 3600.0
 
 
 # The child: a raw flood server.
@@ -183,8 +189,10 @@ class Sample:
 class Tally:
     """What a consumer read, counted as it went (keeping the events would be a backlog).
 
-    The flood's order is ``Connected`` then text ``n`` as its event ``n + 1``:
-    ``position`` follows it, each event read or counted by an ``EventsDropped``.
+    The flood's order is ``Connected``, ``ReplyStarted``, then text ``n`` as
+    its event ``n + 2``, and ``ReplyEnded`` when the result ends the one reply
+    (the reply pause is longer than the run): ``position`` follows it, each
+    event read or counted by an ``EventsDropped``.
     """
 
     events: int = 0
@@ -210,8 +218,13 @@ class Tally:
             case Connected():
                 self.in_order &= self.position == 0
                 self.position += 1
+            case ReplyStarted():
+                self.in_order &= self.position == 1
+                self.position += 1
+            case ReplyEnded():
+                self.position += 1
             case TextReceived(text=text):
-                self.in_order &= int(text) + 1 == self.position
+                self.in_order &= int(text) + 2 == self.position
                 self.position += 1
                 self.texts += 1
                 if self.first_text is None:
@@ -260,7 +273,10 @@ async def _read_all(call: Call, read: Tally) -> None:
 async def _flood(child: EmulatorChild, token: str, flood: Run) -> None:
     """One connection: batches until the child ends the conversation, a sample after each."""
     async with (
-        connect(token, server=child.server, max_events=flood.max_events) as call,
+        # One reply for the whole flood: the pause outlasts the run.
+        connect(
+            token, server=child.server, max_events=flood.max_events, reply_pause=_ONE_REPLY
+        ) as call,
         anyio.create_task_group() as group,
     ):
         if flood.reads:
@@ -286,11 +302,13 @@ def _check(flood: Run, events: int) -> str:
     """
     read = flood.read
     assert read.in_order, read
-    assert read.position == events + 1, read  # every event read or counted
+    assert read.position == events + 3, read  # every event read or counted
     assert read.last is ConversationEnded, read
     if not flood.reads and flood.max_events < events:
+        # The queue kept the newest: the last texts, and the reply's end.
+        kept = flood.max_events - 1
         assert read.first is EventsDropped, read
-        assert (read.texts, read.first_text) == (flood.max_events, events - flood.max_events), read
+        assert (read.texts, read.first_text) == (kept, events - kept), read
     return f"read {read.events:,} events: {read.texts:,} texts, {read.dropped:,} counted as dropped"
 
 
