@@ -21,6 +21,7 @@ def test_every_wait_is_checked() -> None:
         "terminate",
         "close",
         "tool",
+        "reply",
         "ping_interval",
         "ping_timeout",
     ]
