@@ -18,6 +18,8 @@ from blackbox_protocol import (
     ConnectionClosed,
     ConversationEnded,
     ConversationFailed,
+    Latency,
+    Reply,
     ReplyEnded,
     ReplyStarted,
     ServerConnection,
@@ -517,3 +519,20 @@ def test_a_client_s_transcript_is_the_words_its_server_sent(script: Script, endi
     finals = [i for i, kind in enumerate(kinds) if kind in FINAL_EVENTS]
     assert (finals != []) is (ending in ("result", "error", "close"))
     assert all(last_turn_event < i for i in finals)
+
+
+# A reply, as the drivers return it.
+
+
+def test_a_reply_is_timed_from_the_send_before_it() -> None:
+    turn = Turn(ASSISTANT, "Hi there", T + 1.0, T + 1.5, ("Hi ", "there"))
+    reply = Reply.of(turn, sent_at=T + 0.25)
+    assert (reply.text, reply.chunks) == ("Hi there", ("Hi ", "there"))
+    assert reply.latency == Latency(first_chunk=0.75, end=1.25)
+
+
+def test_a_reply_with_nothing_sent_before_it_has_no_latency() -> None:
+    turn = Turn(ASSISTANT, "Hello", T, T, ("Hello",))
+    assert Reply.of(turn, sent_at=None).latency is None
+    # Sent after the reply began: the reply does not answer it.
+    assert Reply.of(turn, sent_at=T + 0.5).latency is None
