@@ -55,7 +55,7 @@ from blackbox_protocol.messages import (
     WebsocketToolResponse,
 )
 from blackbox_protocol.messages import Event as EventMessage
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, event, seed, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
@@ -262,6 +262,9 @@ class ConversationMachine(RuleBasedStateMachine):
             if role is Role.CLIENT:
                 self.client_sent(frames)
                 self.client_saw(events)
+        # Every state the client passes through, not only where a rule leaves it:
+        # one ``progress`` can take a call from awaiting the session to answering.
+        self.reached.add((self.lifecycle, self.client.state))
 
     def client_sent(self, frames: list[str]) -> None:
         for frame in frames:
@@ -568,6 +571,15 @@ class VoiceConversation(ConversationMachine):
     CALL_TYPES = (CallType.WEB_CALL,)
 
 
+@seed(102)
+class VoiceConversationOfSeed102(VoiceConversation):
+    """Seed 102 once ran no voice conversation that was seen awaiting the offer.
+
+    The states were sampled only between rules; they are now noted at every
+    step. The seed stays, so that the case is run every time.
+    """
+
+
 #: The states every lifecycle's runs must have reached, so that the test cannot pass idle.
 MUST_REACH = [S.ACTIVE, S.TERMINATING, S.ENDED, S.FAILED, S.CLOSED]
 
@@ -577,8 +589,13 @@ MUST_REACH = [S.ACTIVE, S.TERMINATING, S.ENDED, S.FAILED, S.CLOSED]
     [
         (ChatConversation, Lifecycle.CHAT, MUST_REACH),
         (VoiceConversation, Lifecycle.VOICE, [S.AWAITING_OFFER, S.ANSWERING, *MUST_REACH]),
+        (
+            VoiceConversationOfSeed102,
+            Lifecycle.VOICE,
+            [S.AWAITING_OFFER, S.ANSWERING, *MUST_REACH],
+        ),
     ],
-    ids=["chat", "voice"],
+    ids=["chat", "voice", "voice-seed-102"],
 )
 def test_conversations_keep_their_invariants(
     machine: type[ConversationMachine], lifecycle: Lifecycle, must_reach: list[ConnectionState]
