@@ -29,8 +29,15 @@ from blackbox_protocol import (
     connect,
     sync,
 )
-from blackbox_protocol.messages import UnknownMessage
+from blackbox_protocol.messages import (
+    IncomingChatMessage,
+    Terminate,
+    Text,
+    TextContent,
+    UnknownMessage,
+)
 
+from tests.e2e._hostile import Peer, hostile_server
 from tests.e2e._plain_server import GREETING as PLAIN_GREETING
 from tests.e2e._plain_server import PlainServer
 
@@ -291,3 +298,52 @@ async def test_a_reply_cut_short_by_a_drop_is_the_failure_not_a_reply(
     # What was said is kept all the same.
     (turn,) = call.transcript
     assert (turn.source, turn.text) == ("assistant", "Hello! ")
+
+
+# Which reply answers: a server scripted frame by frame (tests/e2e/_hostile.py).
+
+
+async def user_says(peer: Peer, text: str) -> None:
+    await peer.send_message(Text(content=TextContent(source="user", text=text)))
+
+
+async def greeting_in_flight(peer: Peer) -> None:
+    """The greeting starts after the user's text was sent, and its echo cuts it."""
+    await peer.accept()
+    message = await peer.expect(IncomingChatMessage)
+    await peer.say("Hello! ")
+    await user_says(peer, message.content)
+    await peer.say("The answer.")
+    await peer.expect(Terminate)
+    await peer.end()
+    await peer.until_closed()
+
+
+async def caller_barges_in(peer: Peer) -> None:
+    """The reply to the text is cut short by the caller's next words, not by the echo."""
+    await peer.accept()
+    message = await peer.expect(IncomingChatMessage)
+    await user_says(peer, message.content)
+    await peer.say("Let me see, ")
+    await user_says(peer, "wait")
+    await peer.expect(Terminate)
+    await peer.end()
+    await peer.until_closed()
+
+
+@pytest.mark.anyio
+async def test_a_greeting_its_echo_cuts_short_is_not_the_answer() -> None:
+    with hostile_server(greeting_in_flight) as server, anyio.fail_after(LIMIT):
+        async with connect("token", server=server.url, reply_pause=PAUSE) as call:
+            reply = await call.ask("what is it?")
+    assert reply.text == "The answer."
+    assert said(call.transcript)[:2] == [("assistant", "Hello! "), ("user", "what is it?")]
+
+
+@pytest.mark.anyio
+async def test_a_reply_the_caller_cuts_short_still_answers() -> None:
+    with hostile_server(caller_barges_in) as server, anyio.fail_after(LIMIT):
+        async with connect("token", server=server.url, reply_pause=PAUSE) as call:
+            reply = await call.ask("what is it?")
+    assert reply.text == "Let me see, "
+    assert reply.latency is not None

@@ -51,6 +51,7 @@ from blackbox_protocol.events import (
     ReplyEnded,
     ToolRequested,
     ToolTimedOut,
+    UserTurnEnded,
 )
 from blackbox_protocol.media import AudioSession, MediaState
 from blackbox_protocol.messages import CallType, ConversationResultData, Message
@@ -136,8 +137,9 @@ class _EndedReply:
     """A reply as it ended, and what ended it."""
 
     reply: Reply
-    #: When the user's words that cut it short began, if they did.
-    cut_at: float | None
+    #: Whether the echo of the text last sent cut it short: the agent was
+    #: still finishing what it said before (a greeting), not answering.
+    cut_by_echo: bool
     #: Whether the conversation's failure cut it short.
     failed: bool
 
@@ -148,8 +150,7 @@ class _EndedReply:
         """
         if sent_at is None:
             return True
-        started_after = self.reply.turn.started_at >= sent_at
-        return started_after and (self.cut_at is None or self.cut_at < sent_at)
+        return self.reply.turn.started_at >= sent_at and not self.cut_by_echo
 
 
 class Call:
@@ -199,6 +200,8 @@ class Call:
         self._unread_replies: deque[_EndedReply] = deque(maxlen=_UNREAD_REPLIES)
         #: When the user's text was last sent (``send_text``), on the clock.
         self._sent_at: float | None = None
+        #: The user's turns ended since then: the first to begin after it is its echo.
+        self._user_turns_since_sent = 0
         #: Why the media ended the call, when it did: raised instead of the disconnection.
         self._media_error: MediaError | None = None
         self._offered = False
@@ -313,6 +316,7 @@ class Call:
         now = self._driver.now()
         self._connection.send_text(text, now=now)
         self._sent_at = now
+        self._user_turns_since_sent = 0
         await self._after_input()
 
     async def ask(self, text: str, *, timeout: float | None = None) -> Reply:
@@ -543,15 +547,15 @@ class Call:
     def _act_on(self, event: Event) -> None:
         match event:
             case ReplyEnded(turn=turn):
-                # Events come right after their input: the state now is what ended the reply.
-                current = self._connection.current_turn
                 self._unread_replies.append(
                     _EndedReply(
                         Reply.of(turn, sent_at=self._sent_at),
-                        cut_at=current.started_at if current and current.source == USER else None,
+                        cut_by_echo=self._cut_by_echo(),
                         failed=self._connection.error is not None,
                     )
                 )
+            case UserTurnEnded():
+                self._user_turns_since_sent += 1
             case ToolRequested(name=name) if name in self._tools or self._unhandled_tools == "fail":
                 self._spawn(self._run_tool, event)
             case ToolTimedOut(id=tool_id):
@@ -561,6 +565,21 @@ class Call:
             case OfferReceived(sdp=sdp):
                 self._offered = True
                 self._spawn(self._answer, sdp)
+
+    def _cut_by_echo(self) -> bool:
+        """Whether the reply that just ended was ended by the echo of the text last sent.
+
+        Events come right after their input, so the turn open now is what ended
+        the reply: the user's first turn to begin since the send is its echo.
+        """
+        current = self._connection.current_turn
+        return (
+            current is not None
+            and current.source == USER
+            and self._sent_at is not None
+            and current.started_at >= self._sent_at
+            and self._user_turns_since_sent == 0
+        )
 
     def _notify(self, event: Event) -> None:
         for kind, handler in list(self._handlers):
