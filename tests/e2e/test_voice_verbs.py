@@ -121,3 +121,21 @@ def test_an_aiortc_session_through_the_sync_api() -> None:
     found = dominant_frequencies(samples(sink.frames).astype(np.int16), rate)
     for frequency in AGENT_TONES_HZ[:3]:
         assert any(abs(f - frequency) < 15 for f in found), f"{frequency} Hz not heard"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_failed_connect_leaves_the_media_for_the_next_try(
+    tmp_path: Path, clip: Path
+) -> None:
+    session = FileSession(clip, record=tmp_path / "agent.wav")
+    with run_in_thread(token=TOKEN) as emu, anyio.fail_after(LIMIT):
+        with pytest.raises(bb.AuthenticationError):
+            await bb.connect("wrong", server=emu.server, call_type="webCall", media=session)
+        assert session.state is bb.MediaState.NEW
+        async with bb.connect(
+            emu.token, server=emu.server, call_type="webCall", media=session, reply_pause=PAUSE
+        ) as call:
+            greeting = await call.wait_for_reply()
+    assert greeting.text == "".join(GREETING)
+    assert session.state is bb.MediaState.CLOSED

@@ -172,8 +172,10 @@ def connect(
         try:
             await call._open(initialize)
         except BaseException:
+            # The socket goes; the media stays open: a retry answers with it.
+            call._close_events()
             with anyio.CancelScope(shield=True):
-                await call._release()
+                await websocket.abort()
             raise
         return call
 
