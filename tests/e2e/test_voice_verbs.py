@@ -132,10 +132,11 @@ async def test_a_failed_connect_leaves_the_media_for_the_next_try(
     with run_in_thread(token=TOKEN) as emu, anyio.fail_after(LIMIT):
         with pytest.raises(bb.AuthenticationError):
             await bb.connect("wrong", server=emu.server, call_type="webCall", media=session)
-        assert session.state is bb.MediaState.NEW
+        left = session.state
         async with bb.connect(
             emu.token, server=emu.server, call_type="webCall", media=session, reply_pause=PAUSE
         ) as call:
             greeting = await call.wait_for_reply()
+    assert left is bb.MediaState.NEW
     assert greeting.text == "".join(GREETING)
     assert session.state is bb.MediaState.CLOSED
