@@ -38,7 +38,13 @@ from blackbox_protocol import (
 from blackbox_protocol import Event as CoreEvent
 from blackbox_protocol.driving import Driver
 from blackbox_protocol.errors import NOT_ENABLED
-from blackbox_protocol.messages import CallType, ConversationResultData, SdpInvite, SdpInviteData
+from blackbox_protocol.messages import (
+    CallType,
+    ConversationResultData,
+    SdpInvite,
+    SdpInviteData,
+    ToolCallResult,
+)
 from websockets.asyncio.server import ServerConnection as WebSocket
 
 from blackbox_emulator._bucket import TokenBucket
@@ -54,6 +60,7 @@ from blackbox_emulator.faults import (
 from blackbox_emulator.media import MediaFactory, MediaHook
 from blackbox_emulator.records import ConversationRecord
 from blackbox_emulator.script import AgentScript, VoiceOptions
+from blackbox_emulator.strictness import StrictSocket
 
 __all__ = ["MEDIA_FAILED", "Conversation"]
 
@@ -93,6 +100,10 @@ class Conversation:
         idle_timeout: seconds a frame, or the close, may wait to be sent to a
             client that reads nothing; then the connection is aborted.
             ``None``: no limit.
+        lenient: relax the live service's rules (``strictness.RULES``): a
+            frame that breaks one goes on to the core instead of closing 1007.
+        tool_call_results: send ``toolCallResult`` after each tool response;
+            ``None``: the script's choice.
     """
 
     def __init__(
@@ -109,8 +120,13 @@ class Conversation:
         max_frame_size: int,
         bucket: TokenBucket | None,
         idle_timeout: float | None,
+        lenient: bool = False,
+        tool_call_results: bool | None = None,
     ) -> None:
         self._record = record
+        self._tool_call_results = (
+            script.tool_call_results if tool_call_results is None else tool_call_results
+        )
         self._script = script
         self._fault = fault
         self._media_factory = media
@@ -134,7 +150,9 @@ class Conversation:
             wall_clock=time.time,
         )
         self._socket = RecordedSocket(websocket, record, bucket=bucket, idle_timeout=idle_timeout)
-        self._driver = Driver(self._core, self._socket, clock=time.monotonic)
+        # The live service's schema is checked before the core sees a frame (see strictness).
+        strict = StrictSocket(self._socket, record, lenient=lenient, max_frame_size=max_frame_size)
+        self._driver = Driver(self._core, strict, clock=time.monotonic)
         #: The core's events not yet acted on, oldest first.
         self._events: deque[CoreEvent] = deque()
         self._garbage = garbage_frames(time.time()) if fault is Fault.GARBAGE else []
@@ -179,6 +197,8 @@ class Conversation:
             case ChatMessageReceived(text=text):
                 await self._perform(self._agent.hear(text))
             case ToolResponseReceived(id=tool_id, result=result):
+                if self._tool_call_results:
+                    await self._tool_call_result(tool_id)
                 await self._perform(self._agent.tool_answered(tool_id, result))
             case AnswerReceived(sdp=sdp):
                 await self._answered(sdp)
@@ -310,6 +330,17 @@ class Conversation:
         # Its timestamp is the wall clock's, as the core's are.
         await self._send(encode(SdpInvite(data=again), now=time.time()))
 
+    async def _tool_call_result(self, tool_id: str) -> None:
+        """The live service's log of an answered tool request, past the core.
+
+        The core has no command for it: the message's shape is unknown to it
+        (``ToolCallResult`` keeps everything in ``extra``) and it moves no
+        state on either end, so it is encoded here, as live: ``channelId:
+        null`` and ``content.id`` alone.
+        """
+        log = ToolCallResult(extra={"content": {"id": tool_id}})
+        await self._send(encode(log, now=time.time()))
+
     async def _stop_media(self) -> None:
         self._speaking = False
         if self._black_hole is not None:
@@ -373,6 +404,7 @@ class Conversation:
         # The driver sent the core's error frame: a refusal, a timeout, a broken rule.
         message = error.message if isinstance(error, ServiceError) else str(error)
         self._record.error = message
+        self._record.close_reason = message
         _log.info("conversation %d: failed: %s", self._number, message)
         await self._socket.close(_ERROR_CLOSE, message)
 

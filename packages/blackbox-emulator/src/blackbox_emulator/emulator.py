@@ -124,6 +124,12 @@ class Emulator:
         max_record_size: the characters (bytes, for binary frames) a record's
             frames hold in all; a frame that does not fit is counted, not
             kept. ``None``: no limit.
+        lenient: relax the live service's rules (``strictness.RULES``): a
+            client frame that breaks one goes on to the protocol core
+            instead of closing the socket with 1007; each rule relaxed is
+            logged at WARNING once per conversation.
+        tool_call_results: send a ``toolCallResult`` after each tool
+            response, as live; ``None``: the script's (by default, on).
 
     Raises:
         ValueError: an empty token, an unknown fault name, or a limit that is
@@ -155,6 +161,8 @@ class Emulator:
         max_records: int | None = 100,
         max_record_frames: int | None = 1000,
         max_record_size: int | None = 256 * 1024,
+        lenient: bool = False,
+        tool_call_results: bool | None = None,
     ) -> None:
         if token == "":
             raise ValueError("the token must not be empty")
@@ -202,6 +210,8 @@ class Emulator:
         self._max_record_frames = max_record_frames
         self._max_record_size = max_record_size
         self._media = media
+        self._lenient = lenient
+        self._tool_call_results = tool_call_results
         self._records: deque[ConversationRecord] = deque(maxlen=max_records)
         self._numbered = 0
         self._dropped_records = 0
@@ -333,6 +343,11 @@ class Emulator:
         return self._voice
 
     @property
+    def lenient(self) -> bool:
+        """Whether the live service's rules are relaxed (``strictness.RULES``)."""
+        return self._lenient
+
+    @property
     def record_dir(self) -> Path | None:
         """Where each call's caller audio is recorded, if anywhere."""
         return self._record_dir
@@ -445,6 +460,8 @@ class Emulator:
                 max_frame_size=self._max_frame_size,
                 bucket=bucket,
                 idle_timeout=self._idle_timeout,
+                lenient=self._lenient,
+                tool_call_results=self._tool_call_results,
             )
             await conversation.run(self._refusal(request))
         except Exception:

@@ -73,6 +73,9 @@ class ConversationRecord:
         error: the error frame's message, when the emulator sent one.
         close_code: the close code, once closed; ``None`` when the connection
             ended without a close frame (``drop``) or is still open.
+        close_reason: the reason of the emulator's close frame, when it closed
+            for a rule the client broke (``strictness.RULES``, 1007) or after
+            an error frame; ``None`` otherwise.
         finished: whether the emulator is done with this conversation.
         audio_path: voice: the WAV file of what the emulator received from the
             caller (``Emulator(record_dir=...)``), once the answer was applied;
@@ -92,6 +95,7 @@ class ConversationRecord:
     job_id: str | None = None
     error: str | None = None
     close_code: int | None = None
+    close_reason: str | None = None
     finished: bool = False
     audio_path: Path | None = None
     max_frames: int | None = field(default=None, repr=False)

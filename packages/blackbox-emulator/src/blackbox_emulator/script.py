@@ -221,6 +221,8 @@ class AgentScript:
             conversation itself; ``None``: never.
         result: the ``conversationResult`` sent when the conversation ends.
         voice: how a voice call is offered and voiced.
+        tool_call_results: whether a ``toolCallResult`` follows each tool
+            response, as live (where the service sends tool logs at all).
 
     Raises:
         ScriptError: a field is invalid; the error names it.
@@ -237,6 +239,7 @@ class AgentScript:
         default_factory=lambda: ConversationResultData(status="Completed")
     )
     voice: VoiceOptions = field(default_factory=VoiceOptions)
+    tool_call_results: bool = True
 
     def __post_init__(self) -> None:
         _check_chunks(self.greeting, _ALWAYS, "greeting")
@@ -339,6 +342,7 @@ _SCRIPT_FIELDS: Final = (
     "max_turns",
     "result",
     "voice",
+    "tool_call_results",
 )
 
 
@@ -402,6 +406,10 @@ def _script(data: Any) -> AgentScript:
             options[name] = _chunks(table[name], name)
     if "echo_user" in table:
         options["echo_user"] = _typed(table["echo_user"], bool, "true or false", "echo_user")
+    if "tool_call_results" in table:
+        options["tool_call_results"] = _typed(
+            table["tool_call_results"], bool, "true or false", "tool_call_results"
+        )
     if "chunk_delay" in table:
         options["chunk_delay"] = _seconds(table["chunk_delay"], "chunk_delay")
     if "max_turns" in table:

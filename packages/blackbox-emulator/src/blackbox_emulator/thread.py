@@ -49,6 +49,8 @@ class EmulatorOptions(TypedDict, total=False):
     max_records: int | None
     max_record_frames: int | None
     max_record_size: int | None
+    lenient: bool
+    tool_call_results: bool | None
 
 
 class EmulatorFactory(Protocol):
