@@ -396,6 +396,13 @@ PUBLIC_NAMES: Final[dict[str, tuple[str, ...]]] = {
         "dominant_frequencies",
         "utterance",
     ),
+    "blackbox_emulator.strictness": (
+        "INVALID_PAYLOAD",
+        "RULES",
+        "Rule",
+        "StrictSocket",
+        "broken_rules",
+    ),
     "blackbox_emulator.thread": (
         "EmulatorFactory",
         "EmulatorOptions",
