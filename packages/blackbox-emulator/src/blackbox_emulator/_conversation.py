@@ -104,6 +104,8 @@ class Conversation:
             frame that breaks one goes on to the core instead of closing 1007.
         tool_call_results: send ``toolCallResult`` after each tool response;
             ``None``: the script's choice.
+        clean_voice_close: end a voice call with a close frame (1000); by
+            default it ends as live: ``event closed``, the result, no close frame.
     """
 
     def __init__(
@@ -122,8 +124,10 @@ class Conversation:
         idle_timeout: float | None,
         lenient: bool = False,
         tool_call_results: bool | None = None,
+        clean_voice_close: bool = False,
     ) -> None:
         self._record = record
+        self._clean_voice_close = clean_voice_close
         self._tool_call_results = (
             script.tool_call_results if tool_call_results is None else tool_call_results
         )
@@ -392,13 +396,27 @@ class Conversation:
         for frame in self._garbage:
             await self._send(frame)
         self._garbage.clear()
+        if self._drops_at_the_end():
+            # As live: the service says the call closed before its result.
+            self._core.send_event("closed", now=self._driver.now())
         self._core.end(result, now=self._driver.now())
+
+    def _drops_at_the_end(self) -> bool:
+        """Whether the socket ends with no close frame after the result, as a live voice call."""
+        if self._fault is Fault.DROP_AFTER_RESULT:
+            return True
+        return self._record.call_type is CallType.WEB_CALL and not self._clean_voice_close
 
     async def _close(self) -> None:
         """Close the socket once the core's conversation is over: ended, or failed."""
         self._done = True
         error = self._core.error
         if error is None:
+            if self._drops_at_the_end():
+                if self._fault is Fault.DROP_AFTER_RESULT:
+                    _log.info("conversation %d: fault drop-after-result", self._number)
+                await self._socket.drop_after_sending()
+                return
             await self._socket.close(1000, "")
             return
         # The driver sent the core's error frame: a refusal, a timeout, a broken rule.

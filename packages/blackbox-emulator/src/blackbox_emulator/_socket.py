@@ -30,6 +30,8 @@ _log = logging.getLogger("blackbox_emulator.conversation")
 
 #: The close code websockets reports when no close frame came (never on the wire).
 _NO_CLOSE_FRAME: Final = 1006
+#: The longest wait for the sent frames to leave before a connection is dropped.
+_DRAIN_BOUND: Final = 1.0
 
 
 class Stalled(Exception):
@@ -139,6 +141,19 @@ class RecordedSocket:
     def abort(self) -> None:
         """Drop the TCP connection at once (no close frame)."""
         self._ws.transport.abort()
+
+    async def drop_after_sending(self) -> None:
+        """Drop the TCP connection (no close frame) once what was sent has left.
+
+        An abort discards the transport's buffer: wait (at most
+        ``_DRAIN_BOUND``) for it to empty, so that the last frames (the
+        result) reach the client before the connection goes.
+        """
+        transport = self._ws.transport
+        with anyio.move_on_after(_DRAIN_BOUND):
+            while transport.get_write_buffer_size() > 0:
+                await anyio.sleep(0.01)
+        transport.abort()
 
     async def record_the_rest(self) -> None:
         """Record, unpaced, what the client sent before the socket closed."""

@@ -130,6 +130,9 @@ class Emulator:
             logged at WARNING once per conversation.
         tool_call_results: send a ``toolCallResult`` after each tool
             response, as live; ``None``: the script's (by default, on).
+        clean_voice_close: end a voice call with a close frame (1000) after
+            its result; by default it ends as live: ``event closed``, the
+            result, then the TCP connection dropped with no close frame (1006).
 
     Raises:
         ValueError: an empty token, an unknown fault name, or a limit that is
@@ -163,6 +166,7 @@ class Emulator:
         max_record_size: int | None = 256 * 1024,
         lenient: bool = False,
         tool_call_results: bool | None = None,
+        clean_voice_close: bool = False,
     ) -> None:
         if token == "":
             raise ValueError("the token must not be empty")
@@ -212,6 +216,7 @@ class Emulator:
         self._media = media
         self._lenient = lenient
         self._tool_call_results = tool_call_results
+        self._clean_voice_close = clean_voice_close
         self._records: deque[ConversationRecord] = deque(maxlen=max_records)
         self._numbered = 0
         self._dropped_records = 0
@@ -462,6 +467,7 @@ class Emulator:
                 idle_timeout=self._idle_timeout,
                 lenient=self._lenient,
                 tool_call_results=self._tool_call_results,
+                clean_voice_close=self._clean_voice_close,
             )
             await conversation.run(self._refusal(request))
         except Exception:

@@ -31,6 +31,11 @@ class Fault(StrEnum):
     #: Among the normal replies: a non-JSON frame, a JSON non-object, a frame
     #: of an unknown type and a binary frame. The conversation otherwise completes.
     GARBAGE = "garbage"
+    #: The conversation's result, then the TCP connection aborted with no close
+    #: frame (1006), as the live service ends a voice call: here a chat's
+    #: socket ends so too. (A voice call ends so without it, unless
+    #: ``clean_voice_close``.)
+    DROP_AFTER_RESULT = "drop-after-result"
     #: After reading ``initialize``, nothing at all is sent, and the socket is
     #: never closed (until the emulator stops).
     SILENCE = "silence"

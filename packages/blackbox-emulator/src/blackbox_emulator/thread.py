@@ -51,6 +51,7 @@ class EmulatorOptions(TypedDict, total=False):
     max_record_size: int | None
     lenient: bool
     tool_call_results: bool | None
+    clean_voice_close: bool
 
 
 class EmulatorFactory(Protocol):
