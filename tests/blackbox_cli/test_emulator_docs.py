@@ -2,7 +2,8 @@
 
 The options are those ``blackbox emulator --help`` lists, the faults those of
 ``blackbox_emulator.faults.Fault``: each is a row of its table, and no row
-names one that does not exist.
+names one that does not exist. And two of the options' checks: ``--record-dir``
+must name a directory, ``-v`` and ``--log-level`` are one choice.
 """
 
 from __future__ import annotations
@@ -70,3 +71,19 @@ def test_the_option_rows_name_every_fault() -> None:
     line = next(line for line in text.splitlines() if line.startswith(f"| {row} |"))
 
     assert set(re.findall(r"`([a-z-]+)`", line)) == {fault.value for fault in Fault}
+
+
+def test_a_record_dir_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = run_cli("emulator", "--port", "0", "--record-dir", str(missing))
+
+    assert result.status == 2
+    assert result.stderr == f"blackbox: --record-dir {missing}: not a directory (create it first)\n"
+    assert not missing.exists()
+
+
+def test_verbose_and_log_level_are_one_choice() -> None:
+    result = run_cli("emulator", "--port", "0", "-v", "--log-level", "DEBUG")
+
+    assert result.status == 2
+    assert "not allowed with argument" in result.stderr
