@@ -495,6 +495,7 @@ def test_the_cli_page_shows_the_exit_statuses_of_main() -> None:
         _main.EXIT_CONFIGURATION,
         _main.EXIT_PROTOCOL,
         _main.EXIT_CONNECTION,
+        _main.EXIT_FAILED,
         _main.EXIT_INTERRUPTED,
         _main.EXIT_BROKEN_PIPE,
     }

@@ -7,7 +7,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from blackbox_protocol import AudioSession, BlackBoxError, CallType, connect
+from blackbox_protocol import (
+    AudioSession,
+    BlackBoxError,
+    CallType,
+    ConversationResultData,
+    connect,
+)
 
 from blackbox_cli._options import (
     UsageError,
@@ -19,6 +25,7 @@ from blackbox_cli._options import (
     timeouts,
     token,
 )
+from blackbox_cli._outcome import check_result
 from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
 
 __all__ = ["TurnsAnswered", "add_call_options", "place_call", "run_call"]
@@ -71,7 +78,7 @@ def add_call_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_call(args: argparse.Namespace) -> int:
-    """Run ``blackbox call``; return the exit status (errors are raised).
+    """Run ``blackbox call``; return the exit status (errors, and a ``Failed`` result, are raised).
 
     Every option is checked before the media is made: making it opens the
     devices and creates the recordings, replacing files of those names.
@@ -86,7 +93,10 @@ async def run_call(args: argparse.Namespace) -> int:
         "timeouts": timeouts(args),
     }
     media, until = _media(args)
-    await place_call(media=media, printer=printer, until=until, duration=args.duration, **options)
+    result = await place_call(
+        media=media, printer=printer, until=until, duration=args.duration, **options
+    )
+    check_result(result)
     return 0
 
 
@@ -99,8 +109,12 @@ async def place_call(
     until: Callable[[], Awaitable[object]] | None = None,
     duration: float | None = None,
     **options: Any,
-) -> None:
-    """Call the agent; hang up after ``duration``, once ``until()`` returns, or when it ends."""
+) -> ConversationResultData | None:
+    """Call the agent; hang up after ``duration``, once ``until()`` returns, or when it ends.
+
+    Returns:
+        the conversation's result, whoever ended it; ``None`` if none came.
+    """
     async with (
         connect(token, call_type=CallType.WEB_CALL, server=server, media=media, **options) as call,
         anyio.create_task_group() as task_group,
@@ -119,6 +133,7 @@ async def place_call(
         with anyio.move_on_after(duration if duration is not None else float("inf")):
             await (until or anyio.sleep_forever)()
         await call.terminate()
+    return call.result
 
 
 def _media(args: argparse.Namespace) -> tuple[AudioSession, Callable[[], Awaitable[None]] | None]:

@@ -24,6 +24,7 @@ from blackbox_protocol import (
     BlackBoxError,
     Call,
     CallType,
+    ConversationResultData,
     Event,
     EventsDropped,
     NoReply,
@@ -46,6 +47,7 @@ from blackbox_cli._options import (
     timeouts,
     token,
 )
+from blackbox_cli._outcome import check_result
 from blackbox_cli._output import HumanPrinter, JsonPrinter, Printer
 
 __all__ = ["add_chat_options", "converse", "run_chat"]
@@ -84,10 +86,10 @@ def add_chat_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_chat(args: argparse.Namespace) -> int:
-    """Run ``blackbox chat``; return the exit status (errors are raised)."""
+    """Run ``blackbox chat``; return the exit status (errors and a ``Failed`` result raise)."""
     if not args.message and sys.stdin is None:  # started with ``<&-``
         raise UsageError("standard input is closed, so nothing can be read: give --message TEXT")
-    await converse(
+    result = await converse(
         token(args),
         server=server(args),
         messages=args.message,
@@ -100,6 +102,7 @@ async def run_chat(args: argparse.Namespace) -> int:
         allow_insecure=args.insecure,
         timeouts=timeouts(args),
     )
+    check_result(result)
     return 0
 
 
@@ -116,8 +119,12 @@ async def converse(
     origin: str | None = None,
     allow_insecure: bool = False,
     timeouts: Timeouts | None = None,
-) -> None:
-    """Chat: send ``messages`` one reply apart (or prompt when empty), then terminate."""
+) -> ConversationResultData | None:
+    """Chat: send ``messages`` one reply apart (or prompt when empty), then terminate.
+
+    Returns:
+        the conversation's result, whoever ended it; ``None`` if none came.
+    """
     async with (
         connect(
             token,
@@ -149,6 +156,7 @@ async def converse(
         else:
             await _prompt(user, json=json)
         await call.terminate()
+    return call.result
 
 
 class User:

@@ -17,6 +17,7 @@ from blackbox_emulator import Emulator
 
 from blackbox_cli._call import TurnsAnswered, place_call
 from blackbox_cli._options import UsageError, file_path
+from blackbox_cli._outcome import check_result
 from blackbox_cli._output import HumanPrinter
 
 __all__ = ["add_demo_options", "run_demo"]
@@ -51,7 +52,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         async with Emulator(port=0) as emulator:
             sys.stderr.write(f"[emulator listening on {emulator.server}]\n")
             media = FileSession([clip], record_stereo=args.record, on_event=turns.saw)
-            await place_call(
+            result = await place_call(
                 emulator.token,
                 server=emulator.server,
                 media=media,
@@ -60,4 +61,5 @@ async def run_demo(args: argparse.Namespace) -> int:
                 duration=60.0,
             )
     sys.stdout.write(f"recording (left: caller, right: agent): {args.record}\n")
+    check_result(result)
     return 0

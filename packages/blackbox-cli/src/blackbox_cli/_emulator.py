@@ -1,18 +1,33 @@
-"""``blackbox emulator``: run a local BlackBox-compatible server until interrupted."""
+"""``blackbox emulator``: run a local BlackBox-compatible server until interrupted.
+
+Every ``Emulator`` keyword a command line can give is an option here, except
+``media`` (a Python factory); what the emulator sees (a client's protocol
+violation, a fault injected) is logged, and ``--verbose``/``--log-level``
+choose how much of it reaches stderr (``log_level``, read by ``_main``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import logging
+import math
+import os
 import sys
 from collections.abc import Callable
-from typing import Final
+from pathlib import Path
+from typing import Final, get_args
 
 from blackbox_emulator import AgentScript, Emulator, Fault, ScriptError, serve
+from blackbox_emulator.script import OfferKey, OfferStyle
 
 from blackbox_cli._options import UsageError, file_path, nonblank, port, positive
 
-__all__ = ["add_emulator_options", "run_emulator"]
+__all__ = ["LOG_LEVELS", "add_emulator_options", "log_level", "run_emulator"]
+
+#: The levels ``--log-level`` takes. WARNING, the default, shows every violation
+#: by a client, every fault injected and every refusal, one line each.
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 #: ``Emulator``'s defaults, which the limits' options share (and their help shows).
 _DEFAULTS: Final = {
@@ -47,6 +62,83 @@ def add_emulator_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         choices=[fault.value for fault in Fault],
         help="inject a fault into every conversation: " + ", ".join(fault.value for fault in Fault),
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        metavar="ORIGIN",
+        action="append",
+        type=nonblank,
+        dest="allowed_origins",
+        help="serve only clients with this Origin header; repeat for more "
+        "(default: any Origin, or none)",
+    )
+    parser.add_argument(
+        "--record-dir",
+        metavar="DIR",
+        type=file_path,
+        help="record what each voice caller says, one WAV file a call, into DIR (default: none)",
+    )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="relax the live service's rules: a frame it closes 1007 for goes on to the "
+        "protocol core instead (each rule relaxed is logged)",
+    )
+    parser.add_argument(
+        "--no-tool-call-results",
+        dest="tool_call_results",
+        action="store_const",
+        const=False,
+        help="send no toolCallResult after a tool response (default: the script's, else send it)",
+    )
+    voice = parser.add_argument_group(
+        "voice", "How voice calls are offered and voiced; the default is the script's [voice]."
+    )
+    voice.add_argument(
+        "--offer-style",
+        metavar="STYLE",
+        choices=get_args(OfferStyle),
+        help="the SDP offer's shape: sip (as the live service sends it) or browser "
+        "(default: the script's, else sip)",
+    )
+    voice.add_argument(
+        "--offer-key",
+        metavar="KEY",
+        choices=get_args(OfferKey),
+        help="the key of sdpInvite.data that carries the offer: invite (live) or sdpOffer "
+        "(documented) (default: the script's, else invite)",
+    )
+    voice.add_argument(
+        "--clean-voice-close",
+        action="store_true",
+        help="end a voice call with a close frame (1000) after its result (default: as live, "
+        "event closed, the result, then no close frame)",
+    )
+    voice.add_argument(
+        "--echo-audio-after",
+        metavar="S",
+        type=_seconds_or_zero,
+        help="make the agent an echo that plays back what it hears S seconds later "
+        "(default: the script's, else no echo)",
+    )
+    logs = parser.add_argument_group(
+        "logging",
+        "What the emulator sees, on stderr. By default one line for every protocol "
+        "violation by a client, every fault injected and every refusal.",
+    ).add_mutually_exclusive_group()
+    logs.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="say more: -v what each conversation does (INFO), -vv everything (DEBUG)",
+    )
+    logs.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help=f"the least severe level shown: {', '.join(LOG_LEVELS)} (default: WARNING)",
     )
     limits = parser.add_argument_group(
         "limits",
@@ -116,6 +208,53 @@ def add_emulator_options(parser: argparse.ArgumentParser) -> None:
         help=f"conversation records kept in memory, the newest; 0 keeps none, {_NO_LIMIT} all"
         + _default("max_records"),
     )
+    limits.add_argument(
+        "--max-record-frames",
+        metavar="N",
+        type=_whole(1),
+        default=_DEFAULTS["max_record_frames"],
+        help=f"frames a record keeps, or {_NO_LIMIT}; later ones are only counted"
+        + _default("max_record_frames"),
+    )
+    limits.add_argument(
+        "--max-record-size",
+        metavar="CHARS",
+        type=_whole(1),
+        default=_DEFAULTS["max_record_size"],
+        help=f"characters a record's frames hold in all, or {_NO_LIMIT}; a frame that does not "
+        "fit is only counted" + _default("max_record_size"),
+    )
+
+
+def log_level(args: argparse.Namespace) -> int:
+    """The logging level the options ask for: ``--log-level``, else one per ``-v``."""
+    if args.log_level is not None:
+        level: int = logging.getLevelNamesMapping()[args.log_level]
+        return level
+    return {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+
+
+def _seconds_or_zero(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text!r}")
+    return value
+
+
+def _record_dir(text: str | None) -> Path | None:
+    """``--record-dir``, checked before anything listens: a writable directory."""
+    if text is None:
+        return None
+    path = Path(text)
+    if not path.is_dir():
+        raise UsageError(f"--record-dir {text}: not a directory (create it first)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--record-dir {text}: cannot write there")
+    return path
 
 
 def _default(option: str) -> str:
@@ -172,6 +311,11 @@ async def run_emulator(args: argparse.Namespace) -> int:
             token=args.token,
             script=script,
             fault=None if args.fault is None else Fault(args.fault),
+            allowed_origins=args.allowed_origins,
+            offer_style=args.offer_style,
+            offer_key=args.offer_key,
+            echo_audio_after=args.echo_audio_after,
+            record_dir=_record_dir(args.record_dir),
             max_connections=args.max_connections,
             handshake_timeout=args.handshake_timeout,
             initialize_timeout=args.initialize_timeout,
@@ -180,6 +324,11 @@ async def run_emulator(args: argparse.Namespace) -> int:
             max_frame_rate=args.max_frame_rate,
             max_frame_burst=args.max_frame_burst,
             max_records=args.max_records,
+            max_record_frames=args.max_record_frames,
+            max_record_size=args.max_record_size,
+            lenient=args.lenient,
+            tool_call_results=args.tool_call_results,
+            clean_voice_close=args.clean_voice_close,
         )
     except ValueError as exc:  # an empty --token
         raise UsageError(str(exc)) from None

@@ -2,7 +2,8 @@
 
 Exit statuses: 0 a normal end; 2 a usage error; 3 authentication failed (the
 token); 4 the integration's configuration refused us; 5 a protocol error or a
-timeout; 6 the connection failed or dropped; 130 interrupted (Ctrl-C); 141 the
+timeout; 6 the connection failed or dropped; 7 the conversation ended with a
+``Failed`` result; 130 interrupted (Ctrl-C); 141 the
 reader of the output went away (``| head``). Every failure prints one line on
 stderr, except 141: a reader that stopped reading is not an error to report,
 so the command ends quietly (after terminating a conversation in progress),
@@ -34,8 +35,9 @@ from blackbox_cli._call import add_call_options, run_call
 from blackbox_cli._chat import add_chat_options, run_chat
 from blackbox_cli._demo import add_demo_options, run_demo
 from blackbox_cli._devices import run_devices
-from blackbox_cli._emulator import add_emulator_options, run_emulator
+from blackbox_cli._emulator import add_emulator_options, log_level, run_emulator
 from blackbox_cli._options import UsageError, add_connection_options
+from blackbox_cli._outcome import FailedResult
 
 __all__ = ["main"]
 
@@ -44,6 +46,8 @@ EXIT_AUTHENTICATION: Final = 3
 EXIT_CONFIGURATION: Final = 4
 EXIT_PROTOCOL: Final = 5
 EXIT_CONNECTION: Final = 6
+#: The conversation ran, and its result says ``Failed`` (the service's side went wrong).
+EXIT_FAILED: Final = 7
 EXIT_INTERRUPTED: Final = 130
 #: 128 + SIGPIPE: what a shell reports for a writer whose reader went away.
 EXIT_BROKEN_PIPE: Final = 141
@@ -65,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="blackbox",
         description="Talk to a Dasha BlackBox agent, or run a local emulator of the service.",
         epilog="Exit status: 0 ok, 2 usage, 3 authentication, 4 configuration, "
-        "5 protocol or timeout, 6 connection, 130 interrupted, 141 output closed.",
+        "5 protocol or timeout, 6 connection, 7 a Failed result, 130 interrupted, "
+        "141 output closed.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
@@ -137,8 +142,10 @@ def _run(argv: Sequence[str] | None) -> int:
     if sys.stdout is None:  # started with its descriptor closed (``>&-``)
         _say("standard output is closed; to discard the output, send it to /dev/null")
         return EXIT_USAGE
-    # The SDK's warnings (a tool that failed, an ignored frame) as notes on stderr.
-    logging.basicConfig(format="[%(levelname)s %(name)s: %(message)s]", level=logging.WARNING)
+    # The SDK's warnings (a tool that failed, an ignored frame) as notes on stderr;
+    # the emulator's, as much as its options ask for.
+    level = log_level(args) if hasattr(args, "log_level") else logging.WARNING
+    logging.basicConfig(format="[%(levelname)s %(name)s: %(message)s]", level=level)
     command: Command = args.command
     try:
         status = anyio.run(command, args)
@@ -150,6 +157,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except UsageError as exc:
         _say(str(exc))
         return EXIT_USAGE
+    except FailedResult as exc:
+        _say(str(exc))
+        return EXIT_FAILED
     except BaseExceptionGroup as group:
         error = _first(group, BlackBoxError)
         if error is not None:

@@ -64,6 +64,10 @@ from blackbox_emulator.strictness import StrictSocket
 
 __all__ = ["MEDIA_FAILED", "Conversation"]
 
+# What a user of ``blackbox emulator`` must see is logged at WARNING, one line
+# naming the conversation: each violation of the protocol by a client, each
+# fault injected, each conversation ended by an error frame, each call whose
+# media failed. The rest of what the emulator does is INFO; tracebacks DEBUG.
 _log = logging.getLogger("blackbox_emulator.conversation")
 
 #: The start of the ``errorMessage`` of a ``webCall`` whose media hook raised.
@@ -211,18 +215,24 @@ class Conversation:
             case ConnectionClosed():
                 self._done = True
             case ProtocolViolation(reason=reason):
-                _log.info(
+                _log.warning(
                     "conversation %d: the client broke the protocol: %s", self._number, reason
                 )
             case UnknownMessageReceived(message=message):
-                _log.info("conversation %d: unknown message %r", self._number, message.type)
+                _log.warning(
+                    "conversation %d: the client sent a message of unknown type %r",
+                    self._number,
+                    message.type,
+                )
 
     async def _initialized(self, event: InitializeReceived) -> None:
         self._record.call_type = event.call_type
         if self._fault is Fault.SILENCE:
+            _log.warning("conversation %d: fault silence: nothing more is sent", self._number)
             await self._stay_silent()
             return
         if self._fault is Fault.ERROR:
+            _log.warning("conversation %d: fault error: %s", self._number, NOT_ENABLED)
             # The core fails the conversation: ``should_close``, and it is closed.
             self._core.send_error(NOT_ENABLED, now=self._driver.now())
             return
@@ -233,6 +243,11 @@ class Conversation:
         self._core.send_event("opened", now=self._driver.now())
         await self._flush()
         if self._fault is Fault.HUGE:
+            _log.warning(
+                "conversation %d: fault huge: a text frame of %d characters",
+                self._number,
+                HUGE_FRAME_CHARS,
+            )
             self._core.send_text("x" * HUGE_FRAME_CHARS, now=self._driver.now())
             await self._flush()
         self._agent = ScriptedAgent(self._script, additional_data=event.additional_data)
@@ -244,10 +259,10 @@ class Conversation:
     async def _start_media(self, event: InitializeReceived) -> None:
         """Voice: offer, and let the agent speak once the answer comes (see ``media``)."""
         if self._fault is Fault.NO_OFFER:
-            _log.info("conversation %d: fault no-offer: no sdpInvite", self._number)
+            _log.warning("conversation %d: fault no-offer: no sdpInvite", self._number)
             return
         if self._fault is Fault.BAD_OFFER:
-            _log.info("conversation %d: fault bad-offer", self._number)
+            _log.warning("conversation %d: fault bad-offer: an offer no parser takes", self._number)
             self._core.offer(bad_offer(), key=self._voice.offer_key, now=self._driver.now())
             await self._flush()
             return
@@ -264,7 +279,7 @@ class Conversation:
         await self._flush()
         if self._fault is Fault.DUPLICATE_OFFER:
             await asyncio.sleep(DUPLICATE_OFFER_AFTER)
-            _log.info("conversation %d: fault duplicate-offer: the offer again", self._number)
+            _log.warning("conversation %d: fault duplicate-offer: the offer again", self._number)
             self._core.offer(offer, key=self._voice.offer_key, now=self._driver.now())
             await self._flush()
 
@@ -294,7 +309,12 @@ class Conversation:
         )
         self._black_hole = transport
         port = transport.get_extra_info("sockname")[1]
-        _log.info("conversation %d: fault no-ice: candidates at %s:%d", self._number, host, port)
+        _log.warning(
+            "conversation %d: fault no-ice: the offer's candidate at %s:%d, which swallows all",
+            self._number,
+            host,
+            port,
+        )
         return redirect_candidates(offer, host, port)
 
     async def _answered(self, sdp: str) -> None:
@@ -328,7 +348,7 @@ class Conversation:
             if self._voice.offer_key == "invite"
             else SdpInviteData(sdp_offer=sdp)
         )
-        _log.info("conversation %d: fault second-offer", self._number)
+        _log.warning("conversation %d: fault second-offer: a new offer in the call", self._number)
         # Through the core, a new offer would fail the emulator's own end too; this
         # server goes on as if nothing happened, so the offer is encoded directly.
         # Its timestamp is the wall clock's, as the core's are.
@@ -355,7 +375,15 @@ class Conversation:
             self._record.audio_path = media.recording
 
     async def _media_failed(self, error: Exception) -> None:
-        _log.warning("conversation %d: the media failed", self._number, exc_info=error)
+        # One line: a media failure is the call's outcome (a ``Failed`` result),
+        # not the emulator's bug; its traceback is for whoever asks for DEBUG.
+        _log.warning(
+            "conversation %d: the media failed: %s: %s",
+            self._number,
+            type(error).__name__,
+            error,
+        )
+        _log.debug("conversation %d: where the media failed", self._number, exc_info=error)
         message = f"{MEDIA_FAILED}: {error}"
         await self._end(ConversationResultData(status="Failed", error_message=message))
 
@@ -383,17 +411,20 @@ class Conversation:
 
     async def _after_agent_text(self) -> None:
         if self._fault is Fault.DROP:
-            _log.info("conversation %d: fault drop: aborting the connection", self._number)
+            _log.warning("conversation %d: fault drop: aborting the connection", self._number)
             self._socket.abort()
             raise _Dropped
         if self._garbage:
-            await self._send(self._garbage.pop(0))
+            frame = self._garbage.pop(0)
+            _log.warning("conversation %d: fault garbage: sent %r", self._number, frame)
+            await self._send(frame)
 
     # Endings.
 
     async def _end(self, result: ConversationResultData) -> None:
         """Send the result: the conversation is over (``should_close``)."""
         for frame in self._garbage:
+            _log.warning("conversation %d: fault garbage: sent %r", self._number, frame)
             await self._send(frame)
         self._garbage.clear()
         if self._drops_at_the_end():
@@ -423,7 +454,12 @@ class Conversation:
         message = error.message if isinstance(error, ServiceError) else str(error)
         self._record.error = message
         self._record.close_reason = message
-        _log.info("conversation %d: failed: %s", self._number, message)
+        _log.warning(
+            "conversation %d: ended by the error frame %r, close %d",
+            self._number,
+            message,
+            _ERROR_CLOSE,
+        )
         await self._socket.close(_ERROR_CLOSE, message)
 
     async def _stay_silent(self) -> None:
