@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import anyio
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from blackbox_emulator import AgentScript, Emulator, Fault
@@ -14,6 +16,7 @@ from blackbox_protocol import (
     Connected,
     ConversationEnded,
     ConversationFailed,
+    ConversationResultData,
     OfferReceived,
     ProtocolViolation,
     RemoteProtocolError,
@@ -147,3 +150,39 @@ async def test_media_that_never_connects_ends_the_call_failed() -> None:
     assert ended.result.error_message == (
         "the emulator's media failed: the media did not connect within 1 s (ICE and DTLS)"
     )
+
+
+async def test_terminate_while_the_media_sets_up_is_answered_at_once() -> None:
+    """An answer that can never connect, then ``terminate`` a second later: the script's result.
+
+    The emulator reads the socket while ICE and DTLS run, so the ``terminate``
+    is answered at once, and the record holds what was on the wire, in order.
+    """
+
+    def wrong_password(sdp: str) -> str:
+        return "\r\n".join(
+            "a=ice-pwd:" + "x" * 22 if line.startswith("a=ice-pwd:") else line
+            for line in sdp.split("\r\n")
+        )
+
+    script = AgentScript(
+        greeting=("Hello.",),
+        result=ConversationResultData(status="Completed", extra={"note": "scripted"}),
+    )
+    emu = Emulator(script=script)  # the media's own connect timeout: 10 s
+    async with emu, voice_call(emu, edit_answer=wrong_password) as (client, _, _):
+        await anyio.sleep(1.0)
+        await client.terminate()
+        sent = time.monotonic()
+        ended = await client.wait_for(ConversationEnded, timeout=5)
+        waited = time.monotonic() - sent
+        await client.until_closed()
+    (record,) = emu.conversations
+
+    assert waited < 1.0, f"the result came {waited:.1f} s after terminate"
+    assert ended.result.status == "Completed"
+    assert ended.result.extra == {"note": "scripted"}
+    assert record.types(Direction.IN) == ["initialize", "sdpAnswer", "terminate"]
+    assert record.types(Direction.OUT)[-2:] == ["event closed", "conversationResult"]
+    times = [frame.time for frame in record.frames]
+    assert times == sorted(times)

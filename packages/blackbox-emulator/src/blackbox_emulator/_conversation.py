@@ -8,17 +8,20 @@ after ``event connection``, at the offer, after each agent text chunk, before
 the end); once the core says the conversation is over (``should_close``), the
 socket is closed. Everything is sequential, so a message that arrives while
 the agent is speaking (pacing its chunks, or voicing them in a call) waits
-for the reply to end.
+for the reply to end; but the media's set-up (ICE and DTLS, after the answer)
+runs beside the loop, which goes on reading: its outcome is acted on in turn.
 """
 
 from __future__ import annotations
 
 import asyncio  # noqa: TID251 -- the emulator serves on websockets' asyncio server
+import functools
 import importlib
 import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -163,6 +166,10 @@ class Conversation:
         self._driver = Driver(self._core, strict, clock=time.monotonic)
         #: The core's events not yet acted on, oldest first.
         self._events: deque[CoreEvent] = deque()
+        #: What the media's set-up came to, once it did: acted on in the loop.
+        self._media_news: deque[Callable[[], Awaitable[None]]] = deque()
+        #: The media's set-up after the answer, while it runs: the socket is read meanwhile.
+        self._connecting: asyncio.Task[None] | None = None
         self._garbage = garbage_frames(time.time()) if fault is Fault.GARBAGE else []
         self._done = False
 
@@ -178,9 +185,12 @@ class Conversation:
                 self._core.send_error(refusal, now=self._driver.now())
                 await self._flush()
             while not self._done:
-                if not self._events and not self._core.should_close:
+                if not (self._events or self._media_news or self._core.should_close):
                     self._events.extend(await self._driver.step())
                     self._check_gone()
+                if self._media_news and not self._events and not self._core.should_close:
+                    await self._media_news.popleft()()
+                    await self._flush()
                 if self._events:
                     await self._on(self._events.popleft())
                     await self._flush()
@@ -326,15 +336,27 @@ class Conversation:
             # Applying the answer would make the emulator check the client's
             # candidates, and ICE would connect the other way round.
             _log.info("conversation %d: fault no-ice: the answer is not applied", self._number)
+            await self._perform(self._agent.greet())
+            return
+        # ICE and DTLS take a while, and may never end: the socket is read
+        # meanwhile (a ``terminate`` is answered at once), and the outcome is
+        # acted on in the loop, in its turn.
+        self._connecting = asyncio.create_task(self._connect(self._media, sdp))
+
+    async def _connect(self, media: MediaHook, sdp: str) -> None:
+        """Apply the answer and wait for the media; tell the loop how it went."""
+        try:
+            await media.answered(sdp)
+        except Exception as exc:  # as for the offer
+            self._media_news.append(functools.partial(self._media_failed, exc))
         else:
-            try:
-                await self._media.answered(sdp)
-            except Exception as exc:  # as for the offer
-                self._record.audio_path = self._media.recording
-                await self._media_failed(exc)
-                return
-            self._record.audio_path = self._media.recording
-            self._speaking = True
+            self._media_news.append(self._media_connected)
+        self._record.audio_path = media.recording
+        self._driver.wake()
+
+    async def _media_connected(self) -> None:
+        """The media flows: the agent speaks."""
+        self._speaking = True
         if self._fault is Fault.SECOND_OFFER:
             await self._offer_again()
         await self._perform(self._agent.greet())
@@ -367,6 +389,9 @@ class Conversation:
 
     async def _stop_media(self) -> None:
         self._speaking = False
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.wait([self._connecting])
         if self._black_hole is not None:
             self._black_hole.close()
         if self._media is not None:

@@ -89,6 +89,8 @@ class Driver(Generic[C]):
         self._send_lock = anyio.Lock(fast_acquire=True)
         #: The wait of the ``step`` in progress, moved when a command moves the deadline.
         self._waiting: anyio.CancelScope | None = None
+        #: Whether ``wake`` cut that wait short.
+        self._woken = False
 
     async def step(self) -> list[Event]:
         """Wait for one input (a frame, the core's deadline, the close), feed it, flush.
@@ -102,6 +104,7 @@ class Driver(Generic[C]):
         connection = self.connection
         if connection.state is ConnectionState.CLOSED:
             raise LocalProtocolError("the connection is closed")
+        self._woken = False
         with anyio.CancelScope(deadline=self._anyio_deadline()) as waiting:
             self._waiting = waiting
             try:
@@ -113,9 +116,20 @@ class Driver(Generic[C]):
                 connection.receive_close(transport.close_code, transport.close_reason)
             else:
                 connection.receive_frame(frame, now=self.now())
-        if waiting.cancelled_caught:
+        if waiting.cancelled_caught and not self._woken:
             connection.handle_timer(now=self.now())
         return await self.flush()
+
+    def wake(self) -> None:
+        """End the wait of a ``step`` in progress with no input, so that its caller acts.
+
+        For news from elsewhere (a task of the caller's finished): the step
+        returns the events queued meanwhile, if any. Nothing happens when no
+        step waits.
+        """
+        if self._waiting is not None:
+            self._woken = True
+            self._waiting.cancel()
 
     async def flush(self) -> list[Event]:
         """Send the frames the connection queued, then take its events.
