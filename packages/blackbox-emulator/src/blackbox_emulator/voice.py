@@ -32,6 +32,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, AudioResampler
 
+from blackbox_emulator._loopback import gather_on_loopback_when_alone
 from blackbox_emulator._sdp import answer_for_aiortc, candidate_hosts, sip_offer
 from blackbox_emulator._wav import WavWriter
 from blackbox_emulator.script import OfferStyle
@@ -148,12 +149,13 @@ class VoicePeer:
 
         Raises:
             RuntimeError: called twice, or after ``aclose``.
-            ConnectionError: no ICE candidate was gathered (a loopback-only machine).
+            ConnectionError: no ICE candidate was gathered (no interface up).
         """
         if self._pc is not None or self._closed:
             raise RuntimeError("a VoicePeer makes one offer")
         # No iceServers: aiortc would otherwise ask a public STUN server, and
         # wait seconds for it on a machine that cannot reach it.
+        gather_on_loopback_when_alone()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pc = pc
         pc.on("connectionstatechange", self._on_state_change)
@@ -170,8 +172,8 @@ class VoicePeer:
         self._local_offer = pc.localDescription.sdp
         if not candidate_hosts(self._local_offer):
             raise ConnectionError(
-                "aiortc gathered no ICE candidate: it never uses loopback addresses, "
-                "so the machine needs another network interface"
+                "aiortc gathered no ICE candidate: no network interface is up, not even "
+                "loopback (bring one up: ip link set lo up)"
             )
         return sip_offer(self._local_offer) if self._style == "sip" else self._local_offer
 

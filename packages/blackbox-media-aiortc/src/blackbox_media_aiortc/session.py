@@ -321,8 +321,10 @@ class AiortcSession(AudioSession):
             RTCSessionDescription,
         )
 
+        from blackbox_media_aiortc._loopback import gather_on_loopback_when_alone
         from blackbox_media_aiortc._track import SourceTrack
 
+        gather_on_loopback_when_alone()
         servers = [RTCIceServer(urls=list(self._ice_servers))] if self._ice_servers else []
         # An explicit empty list: with none given, aiortc adds Google's STUN server.
         pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -369,8 +371,8 @@ class AiortcSession(AudioSession):
         logger.debug("gathered %d ICE candidate(s) in %.3f s", found, self.gathering_time)
         if not found:
             raise GatheringError(
-                "ICE gathering found no candidate: aioice never offers loopback "
-                "addresses, so this machine needs another network interface"
+                "ICE gathering found no candidate: no network interface is up, not even "
+                "loopback (bring one up: ip link set lo up)"
             )
 
     def _on_connection_state(self) -> None:
