@@ -18,6 +18,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -246,3 +247,60 @@ def test_a_call_whose_media_fails_is_one_line(options: tuple[str, ...]) -> None:
     else:
         assert "Traceback" not in text
         assert messages(lines) == failed, lines
+
+
+# The live service's rules and tool logs, from the command line.
+
+
+def test_lenient_lets_the_chat_go_on_and_says_the_rule_it_relaxed() -> None:
+    with emulator_on_terminal("--lenient") as emulator:
+        server = emulator.server()
+        with connect(f"{server}/api/v1/ws/webCall?token={TOKEN}", open_timeout=WAIT) as websocket:
+            websocket.send(initialize("chat"))
+            receive_until(websocket, "event")
+            websocket.send(frame("incomingChatMessage", content={"text": "hello"}))
+            result = finish(websocket)  # answered: the socket stayed open
+        emulator.wait_for_line("relaxed")
+        lines = emulator.stop()
+
+    assert result["result"]["status"] == "Completed"
+    assert any("lenient: incomingChatMessage.content relaxed" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(("options", "logged"), [((), True), (("--no-tool-call-results",), False)])
+def test_tool_call_results_are_sent_unless_turned_off(
+    tmp_path: Path, options: tuple[str, ...], logged: bool
+) -> None:
+    script = tmp_path / "agent.json"
+    script.write_text(
+        json.dumps(
+            {
+                "greeting": ["Hi."],
+                "turns": [
+                    {
+                        "match": "weather",
+                        "tool": {"name": "get_weather", "args": {}},
+                        "reply": ["Ok."],
+                    }
+                ],
+            }
+        )
+    )
+    with emulator_on_terminal("--script", str(script), *options) as emulator:
+        server = emulator.server()
+        with connect(f"{server}/api/v1/ws/webCall?token={TOKEN}", open_timeout=WAIT) as websocket:
+            websocket.send(initialize("chat"))
+            receive_until(websocket, "event")
+            websocket.send(frame("incomingChatMessage", content="weather?"))
+            request = receive_until(websocket, "websocketToolRequest")
+            tool_id = request["content"]["id"]
+            websocket.send(
+                frame("websocketToolResponse", channelId=None, content={"id": tool_id, "result": 1})
+            )
+            seen = []
+            while (message := json.loads(websocket.recv(WAIT)))["type"] != "text":
+                seen.append(message["type"])
+            finish(websocket)
+        emulator.stop()
+
+    assert ("toolCallResult" in seen) is logged

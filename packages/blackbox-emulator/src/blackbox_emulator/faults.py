@@ -50,7 +50,8 @@ class Fault(StrEnum):
     NO_OFFER = "no-offer"
     #: Voice: once the answer is applied and the media connected, a second
     #: ``sdpInvite`` (the same offer, its session version one higher), which
-    #: the protocol has no place for; the call otherwise goes on.
+    #: the protocol has no place for; the call otherwise goes on. It models a
+    #: server bug, not a renegotiation: an answer to it is a violation, not applied.
     SECOND_OFFER = "second-offer"
     #: Voice: the very same ``sdpInvite`` again (the same SDP, under the same
     #: key) ``DUPLICATE_OFFER_AFTER`` seconds after the first, as a relay
