@@ -2,7 +2,8 @@
 
 The page (``page/call.html`` and ``call.js``) is a minimal web client of the
 BlackBox voice flow; it publishes what it sees on ``window.bbState``
-(``PageState`` here). ``CallPage`` drives it through selenium; ``PageServer``
+(``PageState`` here), and the summary of it on ``window.report`` (``Seen``).
+``CallPage`` drives it through selenium; ``PageServer``
 serves it over HTTP on 127.0.0.1.
 """
 
@@ -103,6 +104,7 @@ class Stats(TypedDict):
     bytesReceived: int
     packetsSent: int
     bytesSent: int
+    audioLevel: float
 
 
 class PageState(TypedDict):
@@ -127,8 +129,52 @@ class PageState(TypedDict):
     result: dict[str, Any] | None
     close: Close | None
     stats: Stats | None
+    maxAudioLevel: float
+    offers: list[dict[str, Any]]
+    answers: int
+    packetsAtLastAnswer: int
+    offerRejected: str | None
+    connectionAtClose: str | None
+    serverErrors: list[str]
+    problems: list[str]
+    longestText: int
     remote: Meter
     local: Meter
+    errors: list[str]
+
+
+class Offer(TypedDict):
+    #: ``invite`` or ``sdpOffer``
+    key: str | None
+    #: the first offer's SDP again
+    same: bool
+
+
+class Seen(TypedDict):
+    """``window.report``: what the browser sees of a call, in brief."""
+
+    phase: str
+    socket: str
+    events: list[str]
+    #: The RTCPeerConnection's state: when the socket closed, once it has.
+    connectionState: str
+    iceConnectionState: str
+    offers: list[Offer]
+    answers: int
+    #: ``packetsReceived`` when the last ``sdpAnswer`` was sent.
+    packetsAtLastAnswer: int
+    offerRejected: str | None
+    #: ``getStats()``'s inbound-rtp (audio): packets, and the highest audioLevel (0 to 1).
+    packetsReceived: int
+    packetsSent: int
+    audioLevel: float
+    texts: int
+    longestText: int
+    closeCode: int | None
+    #: ``conversationResult.result.status``
+    result: str | None
+    serverErrors: list[str]
+    problems: list[str]
     errors: list[str]
 
 
@@ -170,6 +216,29 @@ class CallPage:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {what} within {timeout:g} s\n{self.report(state)}")
             time.sleep(0.1)
+
+    def seen(self) -> Seen:
+        """A snapshot of ``window.report``."""
+        return cast(Seen, self.driver.execute_script("return window.report;"))
+
+    def wait_seen(self, what: str, done: Callable[[Seen], bool], timeout: float) -> Seen:
+        """Poll ``window.report`` until ``done(seen)``, as ``wait_for`` polls the state.
+
+        Raises:
+            AssertionError: not within ``timeout`` seconds, or the page reported
+                an error; with what it saw and its console.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.seen()
+            if seen["errors"] or done(seen) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if seen["errors"] or not done(seen):
+            console = self.driver.get_log("browser")  # type: ignore[no-untyped-call]  # selenium's
+            failure = "the page failed" if seen["errors"] else f"not within {timeout:g} s"
+            raise AssertionError(f"{failure} waiting for {what}\nseen: {seen}\nconsole: {console}")
+        return seen
 
     def hang_up(self) -> None:
         """Send ``terminate`` (the page then waits for the server to close)."""

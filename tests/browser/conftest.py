@@ -2,8 +2,8 @@
 
 - ``mic_wav``: a WAV of a known tone that Chromium's fake microphone plays (looped).
 - ``page_server``: the page under ``page/``, served from a stdlib HTTP server on loopback.
-- ``browser``: one headless Chromium for the module, driven by selenium, with the
-  flags a voice call needs (DESIGN.md section 7), on our page (``CallPage``).
+- ``browser``: one headless Chromium for every module here, driven by selenium,
+  with the flags a voice call needs (DESIGN.md section 7), on our page (``CallPage``).
 
 The browser test declares that it needs ``/usr/bin/chromium`` and
 ``/usr/bin/chromedriver`` (Debian's ``chromium`` and ``chromium-driver``), so
@@ -27,14 +27,14 @@ from tests.browser._chromium import (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mic") / f"tone-{MIC_HZ:g}hz.wav"
     write_tone_wav(path, MIC_HZ)
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def page_server() -> Iterator[PageServer]:
     server = PageServer()
     server.start()
@@ -44,11 +44,11 @@ def page_server() -> Iterator[PageServer]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(
     mic_wav: Path, page_server: PageServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CallPage]:
-    """One headless Chromium for the module; each test opens the page afresh."""
+    """One headless Chromium for tests/browser; each test opens the page afresh."""
     profile = tmp_path_factory.mktemp("chromium-profile")
     try:
         driver = launch(profile, mic_wav)

@@ -4,6 +4,15 @@
 // `sdpInvite` with a complete SDP answer (no trickle ICE), plays the agent's
 // audio and collects the transcripts. Everything it sees is published on
 // window.bbState for the test to poll; window.bbHangUp() ends the call.
+// window.report is the short summary of what a browser sees (connection state,
+// inbound RTP from getStats(), the close code, the result), small enough to
+// read on every poll whatever the server sent.
+//
+// A server that misbehaves is recorded, not a page error: `problems` holds the
+// frames that are not JSON objects, `serverErrors` the error frames,
+// `offerRejected` why the browser refused an offer. A second, different offer
+// is answered on the same RTCPeerConnection (a renegotiation, as WebRTC does
+// it); the very same offer again is a retransmission and is not answered.
 "use strict";
 
 (() => {
@@ -37,6 +46,15 @@
     result: null, // conversationResult.result
     close: null, // {code, reason, t}
     stats: null, // from getStats(): codec, packets and bytes both ways
+    maxAudioLevel: 0, // the highest inbound-rtp audioLevel getStats() gave
+    offers: [], // {key, t, same} for each sdpInvite; same: the first one's SDP again
+    answers: 0, // sdpAnswer frames sent
+    packetsAtLastAnswer: 0, // inbound RTP packets when the last sdpAnswer went
+    offerRejected: null, // the browser's reason for refusing an offer
+    connectionAtClose: null, // the peer connection's state when the socket closed
+    serverErrors: [], // data.message of each error frame
+    problems: [], // frames that are not JSON objects
+    longestText: 0, // characters of the longest text frame's content
     remote: newMeter(), // the agent's audio: samples are [t, rms, dominant Hz]
     local: newMeter(), // our (fake) microphone, after the browser's processing
     errors: [],
@@ -93,11 +111,19 @@
 
   const statsOf = async (pc) => {
     const report = await pc.getStats();
-    const out = { codec: null, packetsReceived: 0, bytesReceived: 0, packetsSent: 0, bytesSent: 0 };
+    const out = {
+      codec: null,
+      packetsReceived: 0,
+      bytesReceived: 0,
+      packetsSent: 0,
+      bytesSent: 0,
+      audioLevel: 0,
+    };
     report.forEach((entry) => {
       if (entry.type === "inbound-rtp" && entry.kind === "audio") {
         out.packetsReceived += entry.packetsReceived || 0;
         out.bytesReceived += entry.bytesReceived || 0;
+        out.audioLevel = Math.max(out.audioLevel, entry.audioLevel || 0);
         const codec = entry.codecId && report.get(entry.codecId);
         if (codec) out.codec = `${codec.mimeType}/${codec.clockRate}`;
       } else if (entry.type === "outbound-rtp" && entry.kind === "audio") {
@@ -127,6 +153,25 @@
   let mic = null;
   let pc = null;
 
+  // The answer to an offer on the peer connection, once ICE gathering is over.
+  const reply = async (offerSdp) => {
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+    } catch (error) {
+      state.offerRejected = error && error.message ? error.message : String(error);
+      return false;
+    }
+    if (state.answers === 0) for (const track of mic.getAudioTracks()) pc.addTrack(track, mic);
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    state.answerSdp = pc.localDescription.sdp;
+    send("sdpAnswer", { data: { sdpAnswer: state.answerSdp } });
+    state.answers += 1;
+    state.packetsAtLastAnswer = state.stats ? state.stats.packetsReceived : 0;
+    mark(state.answers === 1 ? "answerSent" : `answer${state.answers}Sent`);
+    return true;
+  };
+
   const answer = async (offerSdp) => {
     state.phase = "answering";
     pc = new RTCPeerConnection({ iceServers: [] });
@@ -145,24 +190,23 @@
       mark("track");
       const stream = event.streams[0] || new MediaStream([event.track]);
       // Chromium's WebAudio reads silence from a remote stream that no media
-      // element plays: attach it to a (muted) <audio> element as well.
+      // element plays, and getStats() gives audioLevel 0 for one that a muted
+      // element plays: attach it to an <audio> element that is not muted.
       const audio = document.getElementById("remote");
       audio.srcObject = stream;
       audio.play().catch((error) => fail("audio.play", error));
       measure(stream, state.remote, "firstAudio");
     });
-    await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
-    for (const track of mic.getAudioTracks()) pc.addTrack(track, mic);
-    await pc.setLocalDescription(await pc.createAnswer());
-    await gathered(pc);
-    state.answerSdp = pc.localDescription.sdp;
-    send("sdpAnswer", { data: { sdpAnswer: state.answerSdp } });
-    mark("answerSent");
+    if (!(await reply(offerSdp))) {
+      state.phase = "offer rejected";
+      return;
+    }
     state.phase = "answered";
     const timer = setInterval(() => {
       statsOf(pc)
         .then((stats) => {
           state.stats = stats;
+          state.maxAudioLevel = Math.max(state.maxAudioLevel, stats.audioLevel);
         })
         .catch((error) => fail("getStats", error));
     }, 250);
@@ -185,17 +229,28 @@
         mark("offer");
         const data = message.data || {};
         // The live service sends `invite`, the documentation says `sdpOffer`.
-        state.offerKey = "invite" in data ? "invite" : "sdpOffer" in data ? "sdpOffer" : null;
-        state.offerSdp = data.invite || data.sdpOffer || null;
+        const key = "invite" in data ? "invite" : "sdpOffer" in data ? "sdpOffer" : null;
+        const sdp = data.invite || data.sdpOffer || null;
+        const first = state.offers.length === 0;
+        state.offers.push({ key, t: since(), same: !first && sdp === state.offerSdp });
         if (state.connection === null) fail("protocol", "sdpInvite before event connection");
-        if (pc !== null) fail("protocol", "a second sdpInvite (the protocol has no renegotiation)");
-        else if (!state.offerSdp) fail("protocol", "sdpInvite without an offer");
-        else answer(state.offerSdp).catch((error) => fail("answer", error));
+        if (!sdp) fail("protocol", "sdpInvite without an offer");
+        else if (first) {
+          state.offerKey = key;
+          state.offerSdp = sdp;
+          answer(sdp).catch((error) => fail("answer", error));
+        } else if (sdp !== state.offerSdp && pc !== null && state.answers > 0) {
+          // The protocol has no renegotiation, but a browser takes a new offer
+          // as one: answer it on the same peer connection.
+          state.offerSdp = sdp;
+          reply(sdp).catch((error) => fail("renegotiation", error));
+        }
         break;
       }
       case "text": {
         const content = message.content || {};
         state.transcripts.push({ source: content.source, text: content.text, t: since() });
+        state.longestText = Math.max(state.longestText, String(content.text || "").length);
         const item = document.createElement("li");
         item.textContent = `${content.source}: ${content.text}`;
         document.getElementById("transcript").append(item);
@@ -206,7 +261,7 @@
         mark("result");
         break;
       case "error":
-        fail("server error", (message.data || {}).message);
+        state.serverErrors.push(String((message.data || {}).message));
         break;
       default:
         break; // the service adds message types over time: ignore the unknown
@@ -245,24 +300,70 @@
       show();
     });
     socket.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") {
+        state.problems.push("a binary frame");
+        return;
+      }
       let message;
       try {
         message = JSON.parse(event.data);
       } catch (error) {
-        fail("frame", error);
+        state.problems.push("a frame that is not JSON");
+        return;
+      }
+      if (message === null || typeof message !== "object" || Array.isArray(message)) {
+        state.problems.push("a frame that is not a JSON object");
         return;
       }
       onMessage(message);
     });
     socket.addEventListener("close", (event) => {
       state.socket = "closed";
-      state.close = { code: event.code, reason: event.reason, t: since() };
-      state.phase = "closed";
-      release();
-      show();
+      state.connectionAtClose = pc ? pc.connectionState : "new";
+      const closed = () => {
+        state.close = { code: event.code, reason: event.reason, t: since() };
+        state.phase = "closed";
+        release();
+        show();
+      };
+      // The figures at the close, before the peer connection goes: the close
+      // is published once they are in.
+      if (pc === null) return closed();
+      statsOf(pc)
+        .then((stats) => {
+          state.stats = stats;
+          state.maxAudioLevel = Math.max(state.maxAudioLevel, stats.audioLevel);
+        })
+        .catch((error) => fail("getStats", error))
+        .finally(closed);
     });
     socket.addEventListener("error", () => fail("socket", "WebSocket error"));
   };
+
+  // What a browser sees, in brief (the test's view of every case).
+  Object.defineProperty(window, "report", {
+    get: () => ({
+      phase: state.phase,
+      socket: state.socket,
+      events: state.events,
+      connectionState: state.close ? state.connectionAtClose : state.connectionState,
+      iceConnectionState: state.iceConnectionState,
+      offers: state.offers.map((offer) => ({ key: offer.key, same: offer.same })),
+      answers: state.answers,
+      packetsAtLastAnswer: state.packetsAtLastAnswer,
+      offerRejected: state.offerRejected,
+      packetsReceived: state.stats ? state.stats.packetsReceived : 0,
+      packetsSent: state.stats ? state.stats.packetsSent : 0,
+      audioLevel: state.maxAudioLevel,
+      texts: state.transcripts.length,
+      longestText: state.longestText,
+      closeCode: state.close ? state.close.code : null,
+      result: state.result ? state.result.status || null : null,
+      serverErrors: state.serverErrors,
+      problems: state.problems,
+      errors: state.errors,
+    }),
+  });
 
   start().catch((error) => fail("start", error));
 })();
