@@ -147,7 +147,8 @@ def test_faults_are_chosen_by_name() -> None:
     assert Fault.parse("DROP") is Fault.DROP
     assert Fault.parse(Fault.HUGE) is Fault.HUGE
     assert Fault.parse(None) is None
-    with pytest.raises(ValueError, match="choose from drop, garbage, drop-after-result, silence, huge, error"):
+    listed = "choose from drop, garbage, drop-after-result, silence, huge, error"
+    with pytest.raises(ValueError, match=listed):
         Fault.parse("explode")
     with pytest.raises(ValueError, match="unknown fault"):
         Emulator(fault="explode")
