@@ -69,6 +69,10 @@ async def refused(server: str, **options: Any) -> str:
         ({"ssl_context": "default"}, "ssl_context must be an ssl.SSLContext, not str"),
         ({"token": 5}, "the token must be a string, not int"),
         ({"token": ""}, "the token is empty"),
+        ({"unhandled_tools": "ignore"}, "unhandled_tools must be 'fail' or 'app', not 'ignore'"),
+        ({"reply_pause": 0}, "reply_pause must be a positive number of seconds, not 0"),
+        ({"reply_pause": math.inf}, "reply_pause must be a positive number of seconds, not inf"),
+        ({"reply_pause": True}, "reply_pause must be a positive number of seconds, not True"),
     ],
     ids=lambda value: None if isinstance(value, str) else ",".join(value),
 )

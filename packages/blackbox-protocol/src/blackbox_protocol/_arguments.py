@@ -131,6 +131,8 @@ def check_call(
     ssl_context: ssl.SSLContext | None,
     max_frame_size: int,
     max_events: int,
+    unhandled_tools: str,
+    reply_pause: float,
 ) -> CallType:
     """Check ``connect()``'s options (but the server, the token, the waits and the retries).
 
@@ -173,6 +175,16 @@ def check_call(
         raise LocalProtocolError(f"max_frame_size must be positive, not {max_frame_size}")
     if max_events < 1:
         raise LocalProtocolError(f"max_events must be 1 or more, not {max_events}")
+    if unhandled_tools not in ("fail", "app"):
+        raise LocalProtocolError(
+            f"unhandled_tools must be 'fail' or 'app', not {unhandled_tools!r}"
+        )
+    if isinstance(reply_pause, bool) or not (
+        isinstance(reply_pause, int | float) and 0 < reply_pause < math.inf
+    ):
+        raise LocalProtocolError(
+            f"reply_pause must be a positive number of seconds, not {reply_pause!r}"
+        )
     return kind
 
 

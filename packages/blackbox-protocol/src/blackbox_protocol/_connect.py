@@ -118,21 +118,13 @@ def connect(
         ssl_context=ssl_context,
         max_frame_size=max_frame_size,
         max_events=max_events,
+        unhandled_tools=unhandled_tools,
+        reply_pause=reply_pause,
     )
     if not isinstance(timeouts, Timeouts):
         raise LocalProtocolError(f"timeouts must be a Timeouts, not {type(timeouts).__name__}")
     if retry is not None and not isinstance(retry, Retry):
         raise LocalProtocolError(f"retry must be a Retry or None, not {type(retry).__name__}")
-    if unhandled_tools not in ("fail", "app"):
-        raise LocalProtocolError(
-            f"unhandled_tools must be 'fail' or 'app', not {unhandled_tools!r}"
-        )
-    if isinstance(reply_pause, bool) or not (
-        isinstance(reply_pause, int | float) and 0 < reply_pause < float("inf")
-    ):
-        raise LocalProtocolError(
-            f"reply_pause must be a positive number of seconds, not {reply_pause!r}"
-        )
     handlers = dict(tools or {})
 
     async def open_once() -> Call:
