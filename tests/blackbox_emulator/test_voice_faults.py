@@ -31,6 +31,14 @@ pytestmark = pytest.mark.anyio
 SCRIPT = AgentScript(greeting=("Hello.",))
 
 
+def wrong_password(sdp: str) -> str:
+    """The answer with another ICE password: the emulator's checks all fail, it never connects."""
+    return "\r\n".join(
+        "a=ice-pwd:" + "x" * 22 if line.startswith("a=ice-pwd:") else line
+        for line in sdp.split("\r\n")
+    )
+
+
 async def test_no_offer_never_sends_an_sdp_invite() -> None:
     async with Emulator(script=SCRIPT, fault="no-offer") as emu:
         async with open_client(emu.url_for(emu.token)) as client:
@@ -132,13 +140,6 @@ async def test_no_ice_never_connects() -> None:
 
 
 async def test_media_that_never_connects_ends_the_call_failed() -> None:
-    def wrong_password(sdp: str) -> str:
-        # The emulator's checks then fail the caller's integrity check, every one.
-        return "\r\n".join(
-            "a=ice-pwd:" + "x" * 22 if line.startswith("a=ice-pwd:") else line
-            for line in sdp.split("\r\n")
-        )
-
     def media(additional_data: object) -> VoicePeer:
         return VoicePeer(connect_timeout=1.0)
 
@@ -158,12 +159,6 @@ async def test_terminate_while_the_media_sets_up_is_answered_at_once() -> None:
     The emulator reads the socket while ICE and DTLS run, so the ``terminate``
     is answered at once, and the record holds what was on the wire, in order.
     """
-
-    def wrong_password(sdp: str) -> str:
-        return "\r\n".join(
-            "a=ice-pwd:" + "x" * 22 if line.startswith("a=ice-pwd:") else line
-            for line in sdp.split("\r\n")
-        )
 
     script = AgentScript(
         greeting=("Hello.",),

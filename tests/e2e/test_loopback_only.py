@@ -57,3 +57,15 @@ def test_a_voice_call_connects_on_a_loopback_only_machine(tmp_path: Path) -> Non
     # ... and the caller's tone reached the emulator.
     (heard,) = (tmp_path / "emulator").glob("*.wav")
     assert has_tone(heard, OUR_TONE_HZ, windows=10)
+
+
+def test_the_emulator_and_the_backend_hold_the_same_seam() -> None:
+    copies = [
+        ROOT / "packages" / package / "src" / module / "_loopback.py"
+        for package, module in (
+            ("blackbox-emulator", "blackbox_emulator"),
+            ("blackbox-media-aiortc", "blackbox_media_aiortc"),
+        )
+    ]
+    emulator, backend = (path.read_text() for path in copies)
+    assert emulator == backend
